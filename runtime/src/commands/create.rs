@@ -1,0 +1,318 @@
+//! `create`: set the container up completely and leave its init blocked on
+//! the start socket.
+
+use std::fs;
+use std::io;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::atomic;
+use crate::cgroups::{CgroupError, CgroupPaths};
+use crate::cli::{CreateArgs, GlobalOpts};
+use crate::paths;
+use crate::process::{
+    self, capabilities, init::ChildConfig, namespaces, seccomp, ParentSteps, SpawnError,
+};
+use crate::state::{self, State, StateError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("bundle {path}: {source}")]
+    Bundle {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: {source}")]
+    Config {
+        path: PathBuf,
+        #[source]
+        source: oci_spec::OciSpecError,
+    },
+    #[error("invalid config.json: {0}")]
+    Invalid(String),
+    #[error("rootfs {path}: {source}")]
+    Rootfs {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Namespace(#[from] namespaces::NamespaceError),
+    #[error(transparent)]
+    Seccomp(#[from] seccomp::SeccompError),
+    #[error("connect to console socket {path}: {source}")]
+    Console {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("--systemd-cgroup is not supported: rind-runtime manages cgroupfs directly")]
+    Systemd,
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+}
+
+pub fn load_spec(bundle: &Path) -> Result<(PathBuf, Spec), CreateError> {
+    let bundle = fs::canonicalize(bundle).map_err(|source| CreateError::Bundle {
+        path: bundle.to_path_buf(),
+        source,
+    })?;
+    let path = bundle.join(paths::CONFIG_FILE);
+    let spec = Spec::load(&path).map_err(|source| CreateError::Config { path, source })?;
+    Ok((bundle, spec))
+}
+
+/// Checks that need no system state, so bad input fails before anything is made.
+pub fn validate(spec: &Spec) -> Result<(), CreateError> {
+    let invalid = |m: &str| Err(CreateError::Invalid(m.to_string()));
+    if spec.root().is_none() {
+        return invalid("root is missing");
+    }
+    let Some(process) = spec.process() else {
+        return invalid("process is missing");
+    };
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return invalid("process.args must not be empty");
+    }
+    if !process.cwd().is_absolute() {
+        return invalid("process.cwd must be an absolute path");
+    }
+    let Some(linux) = spec.linux() else {
+        return invalid("linux is missing");
+    };
+    let nss = linux.namespaces().clone().unwrap_or_default();
+    let has = |t| nss.iter().any(|n| n.typ() == t);
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+        return invalid("hostname needs a new UTS namespace");
+    }
+    if (linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty()))
+        && !has(LinuxNamespaceType::User)
+    {
+        return invalid("uidMappings need a user namespace");
+    }
+    for (k, _) in linux.sysctl().iter().flatten() {
+        let ns = if k.starts_with("net.") {
+            Some(LinuxNamespaceType::Network)
+        } else if k.starts_with("kernel.shm")
+            || k.starts_with("kernel.msg")
+            || k == "kernel.sem"
+            || k.starts_with("fs.mqueue.")
+        {
+            Some(LinuxNamespaceType::Ipc)
+        } else if k == "kernel.hostname" || k == "kernel.domainname" {
+            Some(LinuxNamespaceType::Uts)
+        } else {
+            None
+        };
+        match ns {
+            Some(t) if has(t) => {}
+            Some(t) => {
+                return Err(CreateError::Invalid(format!(
+                    "sysctl {k} needs a new {} namespace",
+                    namespaces::kind_name(t)
+                )))
+            }
+            None => {
+                return Err(CreateError::Invalid(format!(
+                    "sysctl {k} is not namespaced: it would change the host"
+                )))
+            }
+        }
+    }
+    if spec.hooks().is_some() {
+        return invalid("hooks are not supported yet");
+    }
+    if linux.intel_rdt().is_some() {
+        return invalid("intelRdt is not supported");
+    }
+    Ok(())
+}
+
+/// Removes what a failed create made, in reverse order.
+struct Cleanup<'a> {
+    dir: &'a Path,
+    cgroup: Option<CgroupPaths>,
+    pid: Option<Pid>,
+    armed: bool,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(pid) = self.pid {
+            let _ = signal::kill(pid, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+        if let Some(cg) = &self.cgroup {
+            if let Err(e) = cg.destroy() {
+                tracing::warn!(error = %e, "cleanup after failed create");
+            }
+        }
+        let _ = fs::remove_dir_all(self.dir);
+    }
+}
+
+/// Creates the container; returns its state. The init is our child, so `run`
+/// can wait for it.
+pub fn create(g: &GlobalOpts, a: &CreateArgs) -> Result<State, CreateError> {
+    state::validate_id(&a.id)?;
+    if g.systemd_cgroup {
+        return Err(CreateError::Systemd);
+    }
+    let (bundle, spec) = load_spec(&a.bundle)?;
+    validate(&spec)?;
+    let root_path = spec.root().as_ref().expect("validated").path();
+    let rootfs_in = if root_path.is_absolute() {
+        root_path.clone()
+    } else {
+        bundle.join(root_path)
+    };
+    let rootfs = fs::canonicalize(&rootfs_in).map_err(|source| CreateError::Rootfs {
+        path: rootfs_in.clone(),
+        source,
+    })?;
+    let linux = spec.linux().as_ref().expect("validated");
+    let process = spec.process().as_ref().expect("validated");
+    let ns_plan = namespaces::plan(&linux.namespaces().clone().unwrap_or_default())?;
+    let seccomp = linux.seccomp().as_ref().map(seccomp::build).transpose()?;
+    let console = a
+        .console_socket
+        .as_ref()
+        .map(|p| {
+            UnixStream::connect(p).map_err(|source| CreateError::Console {
+                path: p.clone(),
+                source,
+            })
+        })
+        .transpose()?;
+    if process.terminal() == Some(true) && console.is_none() {
+        return Err(CreateError::Invalid(
+            "process.terminal is set: --console-socket is required".into(),
+        ));
+    }
+
+    fs::create_dir_all(&g.root).map_err(|source| CreateError::Io {
+        op: "create state root",
+        path: g.root.clone(),
+        source,
+    })?;
+    let dir = paths::container_dir(&g.root, &a.id);
+    match fs::create_dir(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            return Err(StateError::Exists(a.id.clone()).into())
+        }
+        Err(source) => {
+            return Err(CreateError::Io {
+                op: "create state dir",
+                path: dir,
+                source,
+            })
+        }
+    }
+    // No flock here: mkdir already made this create the only one for the id,
+    // and the child would inherit a lock fd until its execve.
+    let mut cleanup = Cleanup {
+        dir: &dir,
+        cgroup: None,
+        pid: None,
+        armed: true,
+    };
+
+    let cg_path = linux
+        .cgroups_path()
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("/{}", a.id)));
+    let cgroup = CgroupPaths::for_host(&cg_path)?;
+    cleanup.cgroup = Some(cgroup.clone());
+    cgroup.create()?;
+    cgroup.apply(linux.resources().as_ref())?;
+
+    let mut join = Vec::new();
+    for (t, path) in &ns_plan.join_child {
+        join.push((*t, path.clone(), namespaces::open(*t, path)?));
+    }
+    let start_path = dir.join(paths::START_SOCKET);
+    let start = UnixListener::bind(&start_path).map_err(|source| CreateError::Io {
+        op: "listen on",
+        path: start_path,
+        source,
+    })?;
+    let available = caps::read(None, caps::CapSet::Bounding).unwrap_or_default();
+    let child = ChildConfig {
+        process,
+        spec: Some(&spec),
+        rootfs: rootfs.clone(),
+        cgroup: cgroup.clone(),
+        ns: ns_plan.clone(),
+        join,
+        seccomp,
+        caps: capabilities::plan(process.capabilities().as_ref(), &available),
+        console,
+        start: Some(start),
+        preserve_fds: a.preserve_fds,
+        no_pivot: a.no_pivot,
+    };
+    let steps = ParentSteps {
+        uid_mappings: linux.uid_mappings().as_deref().unwrap_or(&[]),
+        gid_mappings: linux.gid_mappings().as_deref().unwrap_or(&[]),
+        cgroup: &cgroup,
+        oom_score_adj: process.oom_score_adj(),
+        time_offsets: linux.time_offsets().as_ref(),
+        wait_ready: true,
+    };
+    let pid = process::spawn(&child, &steps)?;
+    cleanup.pid = Some(pid);
+    let pid_start = state::proc_stat(pid.as_raw())
+        .map(|s| s.start_time)
+        .unwrap_or(0);
+    let st = State {
+        version: state::STATE_VERSION,
+        id: a.id.clone(),
+        bundle,
+        rootfs,
+        pid: pid.as_raw(),
+        pid_start,
+        created: state::now_rfc3339(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        cgroup,
+        use_terminal: process.terminal() == Some(true),
+        namespaces: ns_plan
+            .has
+            .iter()
+            .map(|t| namespaces::kind_name(*t).to_string())
+            .collect(),
+        hooks: None,
+    };
+    st.save(&g.root)?;
+    if let Some(pf) = &a.pid_file {
+        atomic::write_file(pf, pid.as_raw().to_string().as_bytes()).map_err(|source| {
+            CreateError::Io {
+                op: "write pid file",
+                path: pf.clone(),
+                source,
+            }
+        })?;
+    }
+    cleanup.armed = false;
+    tracing::debug!(id = %a.id, pid = pid.as_raw(), "created");
+    Ok(st)
+}

@@ -1,0 +1,51 @@
+//! `start`: release a created container's init and return once it has
+//! executed the user's program (the start connection closes at execve).
+
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use crate::paths;
+use crate::state::{DirLock, State, StateError, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("start container {id}: {source}")]
+    Connect {
+        id: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("start container {id}: {msg}")]
+    Exec { id: String, msg: String },
+}
+
+pub fn start(root: &Path, id: &str) -> Result<(), StartError> {
+    let st = State::load(root, id)?;
+    let _lock = DirLock::acquire(&st.dir(root))?;
+    let status = st.status(root);
+    if !status.can_start() {
+        return Err(StateError::BadStatus {
+            verb: "start",
+            id: id.into(),
+            status,
+        }
+        .into());
+    }
+    let sock = st.dir(root).join(paths::START_SOCKET);
+    let mut conn = UnixStream::connect(&sock).map_err(|source| StartError::Connect {
+        id: id.into(),
+        source,
+    })?;
+    let mut msg = String::new();
+    let _ = conn.read_to_string(&mut msg);
+    let _ = std::fs::remove_file(&sock);
+    if !msg.is_empty() {
+        return Err(StartError::Exec { id: id.into(), msg });
+    }
+    debug_assert!(st.status(root) != Status::Created);
+    tracing::debug!(id, "started");
+    Ok(())
+}
