@@ -40,9 +40,6 @@ pub struct GlobalOpts {
     /// Accepted for runc compatibility; rind never uses criu
     #[arg(long, global = true, hide = true)]
     pub criu: Option<String>,
-    /// Accepted for runc compatibility: rootless mode is detected
-    #[arg(long, global = true, hide = true)]
-    pub rootless: Option<String>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
