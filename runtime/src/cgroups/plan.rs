@@ -108,7 +108,10 @@ impl DeviceRule {
     }
 }
 
-/// The device rules to enforce, in order: configured rules, then the defaults.
+/// The device rules to enforce, in order. The default devices are allowed
+/// right after the last configured deny-all rule (or first, if there is none),
+/// so the usual `deny a` opener cannot lock them out while later configured
+/// rules can still deny them.
 pub fn device_rules(res: Option<&LinuxResources>) -> Result<Vec<DeviceRule>, CgroupError> {
     let mut rules = Vec::new();
     if let Some(devs) = res.and_then(|r| r.devices().as_ref()) {
@@ -116,7 +119,11 @@ pub fn device_rules(res: Option<&LinuxResources>) -> Result<Vec<DeviceRule>, Cgr
             rules.push(DeviceRule::from_spec(d)?);
         }
     }
-    rules.extend(default_device_rules());
+    let at = rules
+        .iter()
+        .rposition(|r| !r.allow && r.kind == 'a' && r.major.is_none() && r.minor.is_none() && r.access.len() == 3)
+        .map_or(0, |i| i + 1);
+    rules.splice(at..at, default_device_rules());
     Ok(rules)
 }
 
@@ -428,9 +435,10 @@ mod tests {
             .collect();
         assert_eq!(p[0], w("devices", "devices.deny", "a"));
         assert_eq!(p[1], w("devices", "devices.deny", "a"));
-        assert_eq!(p[2], w("devices", "devices.allow", "c 10:200 rw"));
-        assert_eq!(p[3], w("devices", "devices.deny", "c 1:3 w"));
-        assert_eq!(p[4], w("devices", "devices.allow", "c *:* m"));
+        assert_eq!(p[2], w("devices", "devices.allow", "c *:* m"));
+        let n = default_device_rules().len();
+        assert_eq!(p[2 + n], w("devices", "devices.allow", "c 10:200 rw"));
+        assert_eq!(p[3 + n], w("devices", "devices.deny", "c 1:3 w"));
     }
 
     #[test]
