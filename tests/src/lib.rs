@@ -390,3 +390,6 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
         .map(String::from)
         .collect()
 }
+
+pub mod containerd;
+pub mod image;

@@ -226,6 +226,7 @@ fn invalid_config_is_refused_before_anything_is_made() {
     b.config["process"]["rlimits"] =
         serde_json::json!([{"type": "RLIMIT_BOGUS", "hard": 1, "soft": 1}]);
     let out = rt.create_output(&b, &id, &[]);
+    let _ = rt.exec(&["delete", "--force", &id]);
     assert!(!out.status.success(), "an unknown rlimit must be an error");
     assert!(!rt.root.path().join(&id).exists());
 }

@@ -121,7 +121,13 @@ pub fn device_rules(res: Option<&LinuxResources>) -> Result<Vec<DeviceRule>, Cgr
     }
     let at = rules
         .iter()
-        .rposition(|r| !r.allow && r.kind == 'a' && r.major.is_none() && r.minor.is_none() && r.access.len() == 3)
+        .rposition(|r| {
+            !r.allow
+                && r.kind == 'a'
+                && r.major.is_none()
+                && r.minor.is_none()
+                && r.access.len() == 3
+        })
         .map_or(0, |i| i + 1);
     rules.splice(at..at, default_device_rules());
     Ok(rules)
