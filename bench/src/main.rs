@@ -1,1 +1,38 @@
-fn main() {}
+//! Side-by-side benchmarks of rind against its peers, in one run on the same
+//! inputs, printing medians and ratios. Not timed tests: run by hand as root.
+//!
+//!   rind-bench runtime [--runs N]   rind-runtime vs runc vs crun: `run` of busybox `true`
+
+mod runtime;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runs = args
+        .iter()
+        .position(|a| a == "--runs")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    match args.first().map(String::as_str) {
+        Some("runtime") => runtime::bench(runs),
+        _ => {
+            eprintln!("usage: rind-bench runtime [--runs N]");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Median of a sample (sorted copy).
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    let m = s.len() / 2;
+    if s.len() % 2 == 0 {
+        (s[m - 1] + s[m]) / 2.0
+    } else {
+        s[m]
+    }
+}

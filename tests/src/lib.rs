@@ -37,10 +37,16 @@ pub fn unique_id(prefix: &str) -> String {
     )
 }
 
-/// target/<profile>/ of the workspace, found from this test binary's path.
+/// target/<profile>/ of the workspace, found from this executable's path
+/// (a test binary lives in target/<profile>/deps, a bench binary beside the others).
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+    let dir = exe.parent().unwrap();
+    if dir.ends_with("deps") {
+        dir.parent().unwrap().to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 pub fn workspace_bin(name: &str) -> PathBuf {

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests and the root integration tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+# Integration tests drive the built binaries, so build them first.
+cargo build --workspace --locked
+cargo test --workspace --locked
