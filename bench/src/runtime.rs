@@ -24,20 +24,10 @@ fn private_cgroup_view() -> anyhow::Result<()> {
     // SAFETY: plain syscalls on this single-threaded process's own namespace.
     unsafe {
         if libc::unshare(libc::CLONE_NEWNS) != 0 {
-            bail!(
-                "unshare mount namespace: {}",
-                std::io::Error::last_os_error()
-            );
+            bail!("unshare mount namespace: {}", std::io::Error::last_os_error());
         }
         let root = CString::new("/").unwrap();
-        if libc::mount(
-            std::ptr::null(),
-            root.as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_SLAVE,
-            std::ptr::null(),
-        ) != 0
-        {
+        if libc::mount(std::ptr::null(), root.as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_SLAVE, std::ptr::null()) != 0 {
             bail!("make / rslave: {}", std::io::Error::last_os_error());
         }
         let unified = Path::new("/sys/fs/cgroup/unified");
@@ -45,11 +35,7 @@ fn private_cgroup_view() -> anyhow::Result<()> {
             let t = CString::new("tmpfs").unwrap();
             let p = CString::new(unified.to_str().unwrap()).unwrap();
             if libc::mount(t.as_ptr(), p.as_ptr(), t.as_ptr(), 0, std::ptr::null()) != 0 {
-                bail!(
-                    "mount tmpfs over {}: {}",
-                    unified.display(),
-                    std::io::Error::last_os_error()
-                );
+                bail!("mount tmpfs over {}: {}", unified.display(), std::io::Error::last_os_error());
             }
         }
     }
@@ -95,40 +81,17 @@ pub fn bench(runs: usize) -> anyhow::Result<()> {
     let bundle = dir.path().join("bundle");
     rind_tests::make_rootfs(&bundle.join("rootfs"));
     let config = rind_tests::default_config(&["true"]);
-    std::fs::write(
-        bundle.join("config.json"),
-        serde_json::to_vec_pretty(&config)?,
-    )?;
+    std::fs::write(bundle.join("config.json"), serde_json::to_vec_pretty(&config)?)?;
     let mut peers = vec![
-        Peer {
-            name: "rind-runtime",
-            bin: rind_tests::workspace_bin("rind-runtime"),
-            wall_ms: vec![],
-            rss_kib: vec![],
-        },
-        Peer {
-            name: "runc",
-            bin: PathBuf::from("/usr/sbin/runc"),
-            wall_ms: vec![],
-            rss_kib: vec![],
-        },
-        Peer {
-            name: "crun",
-            bin: PathBuf::from("/usr/bin/crun"),
-            wall_ms: vec![],
-            rss_kib: vec![],
-        },
+        Peer { name: "rind-runtime", bin: rind_tests::workspace_bin("rind-runtime"), wall_ms: vec![], rss_kib: vec![] },
+        Peer { name: "runc", bin: PathBuf::from("/usr/sbin/runc"), wall_ms: vec![], rss_kib: vec![] },
+        Peer { name: "crun", bin: PathBuf::from("/usr/bin/crun"), wall_ms: vec![], rss_kib: vec![] },
     ];
     let root = dir.path().join("state");
     // One warm-up each, then interleaved runs.
     for i in 0..=runs {
         for p in &mut peers {
-            let (wall, rss) = run_once(
-                &p.bin,
-                &root.join(p.name),
-                &bundle,
-                &format!("bench-{}-{i}", p.name),
-            )?;
+            let (wall, rss) = run_once(&p.bin, &root.join(p.name), &bundle, &format!("bench-{}-{i}", p.name))?;
             if i > 0 {
                 p.wall_ms.push(wall);
                 p.rss_kib.push(rss);
@@ -139,22 +102,11 @@ pub fn bench(runs: usize) -> anyhow::Result<()> {
     let crun_wall = median(&peers[2].wall_ms);
     let crun_rss = median(&peers[2].rss_kib);
     println!("runtime bench: `run` of busybox true, {runs} runs each, interleaved");
-    println!(
-        "{:<14} {:>12} {:>12} {:>12} {:>14} {:>12}",
-        "runtime", "median ms", "vs runc", "vs crun", "peak RSS KiB", "vs crun"
-    );
+    println!("{:<14} {:>12} {:>12} {:>12} {:>14} {:>12}", "runtime", "median ms", "vs runc", "vs crun", "peak RSS KiB", "vs crun");
     for p in &peers {
         let w = median(&p.wall_ms);
         let r = median(&p.rss_kib);
-        println!(
-            "{:<14} {:>12.2} {:>12.2} {:>12.2} {:>14.0} {:>12.2}",
-            p.name,
-            w,
-            w / runc_wall,
-            w / crun_wall,
-            r,
-            r / crun_rss
-        );
+        println!("{:<14} {:>12.2} {:>12.2} {:>12.2} {:>14.0} {:>12.2}", p.name, w, w / runc_wall, w / crun_wall, r, r / crun_rss);
     }
     Ok(())
 }

@@ -6,10 +6,7 @@ use std::path::Path;
 
 pub fn write_file(path: &Path, data: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}", std::process::id()));
     let result = (|| {
         let mut f = File::create(&tmp)?;

@@ -8,11 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::paths;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "rind-runtime",
-    version,
-    about = "An OCI runtime with runc's command line"
-)]
+#[command(name = "rind-runtime", version, about = "An OCI runtime with runc's command line")]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalOpts,

@@ -24,20 +24,14 @@ impl Visit for Fields {
         if field.name() == "message" {
             self.msg = format!("{value:?}");
         } else {
-            self.extra.insert(
-                field.name().to_string(),
-                serde_json::Value::String(format!("{value:?}")),
-            );
+            self.extra.insert(field.name().to_string(), serde_json::Value::String(format!("{value:?}")));
         }
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
             self.msg = value.to_string();
         } else {
-            self.extra.insert(
-                field.name().to_string(),
-                serde_json::Value::String(value.to_string()),
-            );
+            self.extra.insert(field.name().to_string(), serde_json::Value::String(value.to_string()));
         }
     }
 }
@@ -49,24 +43,11 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(
-        &self,
-        _ctx: &FmtContext<'_, S, N>,
-        mut w: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
+    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let mut f = Fields::default();
         event.record(&mut f);
         let mut obj = f.extra;
-        obj.insert(
-            "level".into(),
-            event
-                .metadata()
-                .level()
-                .as_str()
-                .to_ascii_lowercase()
-                .into(),
-        );
+        obj.insert("level".into(), event.metadata().level().as_str().to_ascii_lowercase().into());
         obj.insert("msg".into(), f.msg.into());
         obj.insert("time".into(), crate::state::now_rfc3339().into());
         writeln!(w, "{}", serde_json::Value::Object(obj))
@@ -77,19 +58,11 @@ where
 pub fn init(log: Option<&Path>, format: LogFormat, debug: bool) {
     let level = if debug { Level::DEBUG } else { Level::INFO };
     let file = log.and_then(|p| OpenOptions::new().create(true).append(true).open(p).ok());
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_ansi(false);
+    let builder = tracing_subscriber::fmt().with_max_level(level).with_ansi(false);
     let _ = match (file, format) {
-        (Some(f), LogFormat::Json) => builder
-            .event_format(JsonLines)
-            .with_writer(std::sync::Mutex::new(f))
-            .try_init(),
+        (Some(f), LogFormat::Json) => builder.event_format(JsonLines).with_writer(std::sync::Mutex::new(f)).try_init(),
         (Some(f), LogFormat::Text) => builder.with_writer(std::sync::Mutex::new(f)).try_init(),
-        (None, LogFormat::Json) => builder
-            .event_format(JsonLines)
-            .with_writer(std::io::stderr)
-            .try_init(),
+        (None, LogFormat::Json) => builder.event_format(JsonLines).with_writer(std::io::stderr).try_init(),
         (None, LogFormat::Text) => builder.with_writer(std::io::stderr).try_init(),
     };
 }

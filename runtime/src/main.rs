@@ -5,6 +5,7 @@ mod atomic;
 mod cgroups;
 mod cli;
 mod commands;
+mod hooks;
 mod log;
 mod paths;
 mod process;
@@ -21,35 +22,21 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
     let g = &cli.global;
     let mut out = std::io::stdout().lock();
     match &cli.command {
-        Command::Create(a) => commands::create::create(g, a)
-            .map(|_| 0)
-            .map_err(Into::into),
-        Command::Start { id } => commands::start::start(&g.root, id)
-            .map(|_| 0)
-            .map_err(Into::into),
+        Command::Create(a) => commands::create::create(g, a).map(|_| 0).map_err(Into::into),
+        Command::Start { id } => commands::start::start(&g.root, id).map(|_| 0).map_err(Into::into),
         Command::State { id } => {
             let v = commands::state::state(&g.root, id)?;
             writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
             Ok(0)
         }
-        Command::Kill { id, signal, all } => commands::kill::kill(&g.root, id, signal, *all)
-            .map(|_| 0)
-            .map_err(Into::into),
-        Command::Delete { id, force } => commands::delete::delete(&g.root, id, *force)
-            .map(|_| 0)
-            .map_err(Into::into),
+        Command::Kill { id, signal, all } => commands::kill::kill(&g.root, id, signal, *all).map(|_| 0).map_err(Into::into),
+        Command::Delete { id, force } => commands::delete::delete(&g.root, id, *force).map(|_| 0).map_err(Into::into),
         Command::Run(a) => commands::run::run(g, a),
         Command::Exec(a) => commands::exec::exec(g, a),
-        Command::List { format, quiet } => commands::list::list(&g.root, *format, *quiet, &mut out)
-            .map(|_| 0)
-            .map_err(Into::into),
+        Command::List { format, quiet } => commands::list::list(&g.root, *format, *quiet, &mut out).map(|_| 0).map_err(Into::into),
         Command::Spec { bundle, rootless } => commands::spec::spec(bundle, *rootless).map(|_| 0),
         Command::Features => {
-            writeln!(
-                out,
-                "{}",
-                serde_json::to_string_pretty(&commands::features::features())?
-            )?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&commands::features::features())?)?;
             Ok(0)
         }
     }
@@ -57,11 +44,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
 
 fn main() {
     let cli = Cli::parse();
-    log::init(
-        cli.global.log.as_deref(),
-        cli.global.log_format,
-        cli.global.debug,
-    );
+    log::init(cli.global.log.as_deref(), cli.global.log_format, cli.global.debug);
     let code = match dispatch(&cli) {
         Ok(code) => code,
         Err(e) => {

@@ -52,11 +52,7 @@ pub enum StateError {
         source: serde_json::Error,
     },
     #[error("cannot {verb} container {id}: it is {status}")]
-    BadStatus {
-        verb: &'static str,
-        id: String,
-        status: Status,
-    },
+    BadStatus { verb: &'static str, id: String, status: Status },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,9 +123,7 @@ pub fn validate_id(id: &str) -> Result<(), StateError> {
         && id != "."
         && id != ".."
         && id.len() <= 1024
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-+.".contains(c));
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || "_-+.".contains(c));
     if ok {
         Ok(())
     } else {
@@ -148,19 +142,13 @@ impl DirLock {
             if source.kind() == io::ErrorKind::NotFound {
                 StateError::NotFound(dir.file_name().unwrap_or_default().to_string_lossy().into())
             } else {
-                StateError::Lock {
-                    path: dir.to_path_buf(),
-                    source,
-                }
+                StateError::Lock { path: dir.to_path_buf(), source }
             }
         })?;
         // SAFETY: flock on an fd we own; no memory is shared with the kernel.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
         if rc != 0 {
-            return Err(StateError::Lock {
-                path: dir.to_path_buf(),
-                source: io::Error::last_os_error(),
-            });
+            return Err(StateError::Lock { path: dir.to_path_buf(), source: io::Error::last_os_error() });
         }
         Ok(DirLock { _file: file })
     }
@@ -178,10 +166,7 @@ impl State {
             if source.kind() == io::ErrorKind::NotFound {
                 StateError::NotFound(id.to_string())
             } else {
-                StateError::Read {
-                    path: path.clone(),
-                    source,
-                }
+                StateError::Read { path: path.clone(), source }
             }
         })?;
         serde_json::from_slice(&data).map_err(|source| StateError::Parse { path, source })
@@ -201,9 +186,7 @@ impl State {
     /// Whether the recorded init process is still the one we started and not a zombie.
     pub fn init_alive(&self) -> bool {
         match proc_stat(self.pid) {
-            Some(stat) => {
-                stat.start_time == self.pid_start && !matches!(stat.state, 'Z' | 'X' | 'x')
-            }
+            Some(stat) => stat.start_time == self.pid_start && !matches!(stat.state, 'Z' | 'X' | 'x'),
             None => false,
         }
     }
@@ -221,13 +204,21 @@ impl State {
         Status::Running
     }
 
+    /// The state handed to hooks.
+    pub fn hook_state(&self, status: Status) -> crate::hooks::HookState {
+        crate::hooks::HookState {
+            oci_version: OCI_VERSION.into(),
+            id: self.id.clone(),
+            status: status.to_string(),
+            pid: self.pid,
+            bundle: self.bundle.clone(),
+            annotations: self.annotations.clone(),
+        }
+    }
+
     /// The state as the OCI spec and runc print it.
     pub fn oci_json(&self, status: Status) -> serde_json::Value {
-        let pid = if status == Status::Stopped {
-            0
-        } else {
-            self.pid
-        };
+        let pid = if status == Status::Stopped { 0 } else { self.pid };
         serde_json::json!({
             "ociVersion": OCI_VERSION,
             "id": self.id,

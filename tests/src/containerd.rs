@@ -15,10 +15,7 @@ pub struct Containerd {
 impl Containerd {
     pub fn start() -> Containerd {
         crate::require_root();
-        let dir = tempfile::Builder::new()
-            .prefix("ctrd")
-            .tempdir_in("/run")
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("ctrd").tempdir_in("/run").unwrap();
         let d = dir.path();
         let config = format!(
             "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
@@ -26,22 +23,14 @@ impl Containerd {
             d.display()
         );
         fs::write(d.join("config.toml"), config).unwrap();
-        let mut c = Containerd {
-            dir,
-            child: None,
-            namespace: format!("rindtest{}", std::process::id()),
-        };
+        let mut c = Containerd { dir, child: None, namespace: format!("rindtest{}", std::process::id()) };
         c.spawn();
         c
     }
 
     /// (Re)starts the daemon on the same root, state and socket.
     pub fn spawn(&mut self) {
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("containerd.log"))
-            .unwrap();
+        let log = fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("containerd.log")).unwrap();
         let child = Command::new("containerd")
             .arg("--config")
             .arg(self.dir.path().join("config.toml"))
@@ -52,9 +41,7 @@ impl Containerd {
             .expect("containerd is missing: apt-get install containerd");
         self.child = Some(child);
         let sock = self.socket();
-        crate::wait_until("containerd socket", Duration::from_secs(20), || {
-            sock.exists() && self.ctr(&["version"]).status.success()
-        });
+        crate::wait_until("containerd socket", Duration::from_secs(20), || sock.exists() && self.ctr(&["version"]).status.success());
     }
 
     /// kill -9 of the daemon alone; shims and containers stay.
@@ -140,10 +127,7 @@ impl Drop for Containerd {
         for base in cgroup_bases(&self.namespace) {
             if let Ok(rd) = fs::read_dir(&base) {
                 for e in rd.flatten().filter(|e| e.path().is_dir()) {
-                    for pid in fs::read_to_string(e.path().join("cgroup.procs"))
-                        .unwrap_or_default()
-                        .lines()
-                    {
+                    for pid in fs::read_to_string(e.path().join("cgroup.procs")).unwrap_or_default().lines() {
                         if let Ok(pid) = pid.trim().parse::<i32>() {
                             // SAFETY: a process of a container our containerd ran.
                             unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -171,7 +155,5 @@ fn cgroup_bases(namespace: &str) -> Vec<PathBuf> {
     if crate::cgroup_v2() {
         return vec![Path::new("/sys/fs/cgroup").join(namespace)];
     }
-    fs::read_dir("/sys/fs/cgroup")
-        .map(|rd| rd.flatten().map(|e| e.path().join(namespace)).collect())
-        .unwrap_or_default()
+    fs::read_dir("/sys/fs/cgroup").map(|rd| rd.flatten().map(|e| e.path().join(namespace)).collect()).unwrap_or_default()
 }

@@ -56,10 +56,7 @@ pub fn write_oci_archive(rootfs: &Path, name: &str, cmd: &[&str], out: &Path) {
     add("index.json", &index);
     for blob in [&layer, &config, &manifest] {
         let d = digest(blob);
-        add(
-            &format!("blobs/sha256/{}", d.trim_start_matches("sha256:")),
-            blob,
-        );
+        add(&format!("blobs/sha256/{}", d.trim_start_matches("sha256:")), blob);
     }
     ar.finish().unwrap();
 }

@@ -16,25 +16,14 @@ use serde_json::{json, Value};
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "these integration tests need root: run them with sudo or as root"
-    );
+    assert_eq!(euid, 0, "these integration tests need root: run them with sudo or as root");
 }
 
 /// A process-unique, run-unique container id.
 pub fn unique_id(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{prefix}-{}-{}-{:x}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst),
-        nanos & 0xffff
-    )
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{prefix}-{}-{}-{:x}", std::process::id(), N.fetch_add(1, Ordering::SeqCst), nanos & 0xffff)
 }
 
 /// target/<profile>/ of the workspace, found from this executable's path
@@ -51,11 +40,7 @@ pub fn target_dir() -> PathBuf {
 
 pub fn workspace_bin(name: &str) -> PathBuf {
     let p = target_dir().join(name);
-    assert!(
-        p.exists(),
-        "{} is missing: build the workspace first (cargo build --workspace)",
-        p.display()
-    );
+    assert!(p.exists(), "{} is missing: build the workspace first (cargo build --workspace)", p.display());
     p
 }
 
@@ -74,14 +59,7 @@ impl Runtime {
             None => workspace_bin("rind-runtime"),
         };
         let is_runc = bin.file_name().is_some_and(|n| n != "rind-runtime");
-        Runtime {
-            bin,
-            root: tempfile::Builder::new()
-                .prefix("rt-root")
-                .tempdir_in("/run")
-                .unwrap(),
-            is_runc,
-        }
+        Runtime { bin, root: tempfile::Builder::new().prefix("rt-root").tempdir_in("/run").unwrap(), is_runc }
     }
 
     pub fn cmd(&self) -> Command {
@@ -98,13 +76,7 @@ impl Runtime {
 
     pub fn ok(&self, args: &[&str]) -> Output {
         let out = self.exec(args);
-        assert!(
-            out.status.success(),
-            "{} {:?} failed: {}",
-            self.bin.display(),
-            args,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{} {:?} failed: {}", self.bin.display(), args, String::from_utf8_lossy(&out.stderr));
         out
     }
 
@@ -120,15 +92,8 @@ impl Runtime {
     /// `create` with the container's stdio going to files in the bundle.
     pub fn create(&self, bundle: &Bundle, id: &str) -> Container<'_> {
         let out = self.create_output(bundle, id, &[]);
-        assert!(
-            out.status.success(),
-            "create {id} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Container {
-            rt: self,
-            id: id.to_string(),
-        }
+        assert!(out.status.success(), "create {id} failed: {}", String::from_utf8_lossy(&out.stderr));
+        Container { rt: self, id: id.to_string() }
     }
 
     pub fn create_output(&self, bundle: &Bundle, id: &str, extra: &[&str]) -> Output {
@@ -138,31 +103,16 @@ impl Runtime {
         // The container inherits stdout/stderr; the runtime's own errors go to --log.
         let log = bundle.dir.path().join("runtime.log");
         let mut c = self.cmd();
-        c.arg("--log")
-            .arg(&log)
-            .args(["create", "--bundle"])
-            .arg(bundle.dir.path())
-            .args(extra)
-            .arg(id);
+        c.arg("--log").arg(&log).args(["create", "--bundle"]).arg(bundle.dir.path()).args(extra).arg(id);
         let status = c.stdout(stdout).stderr(stderr).status().unwrap();
         let stderr = fs::read(&log).unwrap_or_default();
-        Output {
-            status,
-            stdout: Vec::new(),
-            stderr,
-        }
+        Output { status, stdout: Vec::new(), stderr }
     }
 
     /// `run` in the foreground, capturing the container's output.
     pub fn run(&self, bundle: &Bundle, id: &str) -> Output {
         bundle.write();
-        let out = self
-            .cmd()
-            .args(["run", "--bundle"])
-            .arg(bundle.dir.path())
-            .arg(id)
-            .output()
-            .unwrap();
+        let out = self.cmd().args(["run", "--bundle"]).arg(bundle.dir.path()).arg(id).output().unwrap();
         // run deletes the container on exit; make sure nothing is left if it failed half-way.
         let _ = self.exec(&["delete", "--force", id]);
         out
@@ -199,11 +149,7 @@ impl Container<'_> {
             if s == want {
                 return;
             }
-            assert!(
-                Instant::now() < end,
-                "container {} is {s}, not {want}",
-                self.id
-            );
+            assert!(Instant::now() < end, "container {} is {s}, not {want}", self.id);
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -223,10 +169,7 @@ pub struct Bundle {
 
 pub fn busybox_path() -> PathBuf {
     let p = PathBuf::from("/bin/busybox");
-    assert!(
-        p.exists(),
-        "/bin/busybox is missing: apt-get install busybox-static"
-    );
+    assert!(p.exists(), "/bin/busybox is missing: apt-get install busybox-static");
     p
 }
 
@@ -242,11 +185,7 @@ pub fn make_rootfs(dir: &Path) {
             let _ = symlink("busybox", dir.join("bin").join(applet));
         }
     }
-    fs::write(
-        dir.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
-    )
-    .unwrap();
+    fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n").unwrap();
     fs::write(dir.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
 }
 
@@ -293,10 +232,7 @@ impl Bundle {
     pub fn new(args: &[&str]) -> Bundle {
         let dir = tempfile::Builder::new().prefix("bundle").tempdir().unwrap();
         make_rootfs(&dir.path().join("rootfs"));
-        Bundle {
-            dir,
-            config: default_config(args),
-        }
+        Bundle { dir, config: default_config(args) }
     }
 
     pub fn path(&self) -> &Path {
@@ -308,11 +244,7 @@ impl Bundle {
     }
 
     pub fn write(&self) {
-        fs::write(
-            self.dir.path().join("config.json"),
-            serde_json::to_vec_pretty(&self.config).unwrap(),
-        )
-        .unwrap();
+        fs::write(self.dir.path().join("config.json"), serde_json::to_vec_pretty(&self.config).unwrap()).unwrap();
     }
 
     /// What the container wrote to stdout when created with `Runtime::create`.
@@ -375,13 +307,7 @@ pub fn host_cgroup_dir(controller: &str, path: &str) -> PathBuf {
 
 pub fn pid_alive(pid: i32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        let st = s
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .next()
-            .unwrap_or("");
+        let st = s.rsplit(')').next().unwrap_or("").split_whitespace().next().unwrap_or("");
         st != "Z" && st != "X"
     })
 }
@@ -390,11 +316,7 @@ pub fn pid_alive(pid: i32) -> bool {
 pub fn mounts_under(dir: &Path) -> Vec<String> {
     let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
     let d = dir.to_string_lossy();
-    info.lines()
-        .filter_map(|l| l.split_whitespace().nth(4))
-        .filter(|m| m.starts_with(d.as_ref()))
-        .map(String::from)
-        .collect()
+    info.lines().filter_map(|l| l.split_whitespace().nth(4)).filter(|m| m.starts_with(d.as_ref())).map(String::from).collect()
 }
 
 pub mod containerd;

@@ -13,21 +13,12 @@ use serde_json::json;
 fn sh(rt: &Runtime, b: &mut Bundle, script: &str) -> String {
     b.config["process"]["args"] = json!(["sh", "-c", script]);
     let out = rt.run(b, &unique_id("iso"));
-    assert!(
-        out.status.success(),
-        "{script:?} failed ({:?}): {}{}",
-        out.status,
-        stdout(&out),
-        stderr(&out)
-    );
+    assert!(out.status.success(), "{script:?} failed ({:?}): {}{}", out.status, stdout(&out), stderr(&out));
     stdout(&out)
 }
 
 fn host_ns(kind: &str) -> String {
-    fs::read_link(format!("/proc/self/ns/{kind}"))
-        .unwrap()
-        .to_string_lossy()
-        .into_owned()
+    fs::read_link(format!("/proc/self/ns/{kind}")).unwrap().to_string_lossy().into_owned()
 }
 
 #[test]
@@ -48,21 +39,12 @@ fn namespaces_are_new_and_isolated() {
 fn namespaces_can_be_joined_by_path() {
     let rt = Runtime::new();
     // A network namespace made by the test: a sleeping process holds it.
-    let mut holder = std::process::Command::new("unshare")
-        .args(["--net", "sleep", "60"])
-        .spawn()
-        .unwrap();
+    let mut holder = std::process::Command::new("unshare").args(["--net", "sleep", "60"]).spawn().unwrap();
     let ns_path = format!("/proc/{}/ns/net", holder.id());
-    wait_until("holder netns", Duration::from_secs(5), || {
-        fs::read_link(&ns_path).ok() != fs::read_link("/proc/self/ns/net").ok()
-    });
-    let want = fs::read_link(&ns_path)
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
+    wait_until("holder netns", Duration::from_secs(5), || fs::read_link(&ns_path).ok() != fs::read_link("/proc/self/ns/net").ok());
+    let want = fs::read_link(&ns_path).unwrap().to_string_lossy().into_owned();
     let mut b = Bundle::new(&[]);
-    b.linux()["namespaces"] =
-        json!([{"type": "pid"}, {"type": "mount"}, {"type": "network", "path": ns_path}]);
+    b.linux()["namespaces"] = json!([{"type": "pid"}, {"type": "mount"}, {"type": "network", "path": ns_path}]);
     b.config["hostname"] = json!(null);
     let out = sh(&rt, &mut b, "readlink /proc/self/ns/net");
     holder.kill().unwrap();
@@ -75,49 +57,23 @@ fn user_namespace_maps_ids() {
     let rt = Runtime::new();
     let mut b = Bundle::new(&[]);
     let l = b.linux();
-    l["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "user"}));
-    l.insert(
-        "uidMappings".into(),
-        json!([{"containerID": 0, "hostID": 200000, "size": 65536}]),
-    );
-    l.insert(
-        "gidMappings".into(),
-        json!([{"containerID": 0, "hostID": 200000, "size": 65536}]),
-    );
-    let out = sh(
-        &rt,
-        &mut b,
-        "cat /proc/self/uid_map /proc/self/gid_map; id -u",
-    );
+    l["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"}));
+    l.insert("uidMappings".into(), json!([{"containerID": 0, "hostID": 200000, "size": 65536}]));
+    l.insert("gidMappings".into(), json!([{"containerID": 0, "hostID": 200000, "size": 65536}]));
+    let out = sh(&rt, &mut b, "cat /proc/self/uid_map /proc/self/gid_map; id -u");
     let words: Vec<&str> = out.split_whitespace().collect();
-    assert_eq!(
-        words,
-        ["0", "200000", "65536", "0", "200000", "65536", "0"],
-        "{out}"
-    );
+    assert_eq!(words, ["0", "200000", "65536", "0", "200000", "65536", "0"], "{out}");
 }
 
 #[test]
 fn cgroup_namespace_hides_the_host_path() {
     let rt = Runtime::new();
     let mut b = Bundle::new(&[]);
-    b.linux()["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "cgroup"}));
-    b.linux().insert(
-        "cgroupsPath".into(),
-        json!(format!("/rindtest/{}", unique_id("cgns"))),
-    );
+    b.linux()["namespaces"].as_array_mut().unwrap().push(json!({"type": "cgroup"}));
+    b.linux().insert("cgroupsPath".into(), json!(format!("/rindtest/{}", unique_id("cgns"))));
     let out = sh(&rt, &mut b, "cat /proc/self/cgroup");
     for line in out.lines() {
-        assert!(
-            line.ends_with(":/"),
-            "cgroup path visible inside a cgroup namespace: {line}"
-        );
+        assert!(line.ends_with(":/"), "cgroup path visible inside a cgroup namespace: {line}");
     }
 }
 
@@ -125,11 +81,7 @@ fn cgroup_namespace_hides_the_host_path() {
 fn rootfs_is_read_only_and_pivoted() {
     let rt = Runtime::new();
     let mut b = Bundle::new(&[]);
-    let out = sh(
-        &rt,
-        &mut b,
-        "touch /x 2>&1; ls /; cat /proc/self/mountinfo | head -1",
-    );
+    let out = sh(&rt, &mut b, "touch /x 2>&1; ls /; cat /proc/self/mountinfo | head -1");
     assert!(out.contains("Read-only file system"), "{out}");
     assert!(!out.contains("work"), "host paths visible: {out}");
     b.config["root"]["readonly"] = json!(false);
@@ -161,22 +113,20 @@ fn bind_tmpfs_and_option_mounts() {
     m.push(json!({"destination": "/rw", "type": "bind", "source": host.path(), "options": ["rbind", "rw"]}));
     m.push(json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["noexec", "size=1m"]}));
     m.push(json!({"destination": "/etc/hello", "type": "bind", "source": host.path().join("hello"), "options": ["bind", "ro"]}));
-    let out = sh(&rt, &mut b, "cat /ro/hello; echo; touch /ro/x 2>&1; touch /rw/y && echo rw-ok; cat /etc/hello; echo; \
-        cp /bin/busybox /scratch/bb; /scratch/bb true 2>&1 || echo noexec-ok; grep ' /scratch ' /proc/self/mountinfo");
+    let out = sh(
+        &rt,
+        &mut b,
+        "cat /ro/hello; echo; touch /ro/x 2>&1; touch /rw/y && echo rw-ok; cat /etc/hello; echo; \
+        cp /bin/busybox /scratch/bb; /scratch/bb true 2>&1 || echo noexec-ok; grep ' /scratch ' /proc/self/mountinfo",
+    );
     assert!(out.starts_with("from-host\n"), "{out}");
     assert!(out.contains("Read-only file system"), "{out}");
     assert!(out.contains("rw-ok"));
     assert!(host.path().join("y").exists());
-    assert!(
-        out.contains("from-host\n") && out.matches("from-host").count() == 2,
-        "{out}"
-    );
+    assert!(out.contains("from-host\n") && out.matches("from-host").count() == 2, "{out}");
     assert!(out.contains("noexec-ok"), "{out}");
     assert!(out.contains("size=1024k"), "{out}");
-    assert!(
-        mounts_under(host.path()).is_empty(),
-        "mount leaked to the host"
-    );
+    assert!(mounts_under(host.path()).is_empty(), "mount leaked to the host");
 }
 
 #[test]
@@ -184,10 +134,7 @@ fn masked_and_readonly_paths() {
     let rt = Runtime::new();
     let mut b = Bundle::new(&[]);
     // masked: a file reads as /dev/null, a directory as an empty read-only tmpfs
-    assert!(
-        std::path::Path::new("/proc/keys").exists()
-            && std::path::Path::new("/sys/firmware").exists()
-    );
+    assert!(std::path::Path::new("/proc/keys").exists() && std::path::Path::new("/sys/firmware").exists());
     let out = sh(&rt, &mut b, "wc -c < /proc/keys; ls /sys/firmware | wc -l; echo 1 > /proc/sys/kernel/ns_last_pid 2>&1 || echo ro-ok");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0].trim(), "0", "/proc/keys not masked: {out}");
@@ -199,13 +146,20 @@ fn masked_and_readonly_paths() {
 fn default_and_configured_devices() {
     let rt = Runtime::new();
     let mut b = Bundle::new(&[]);
-    b.linux().insert("devices".into(), json!([{"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3, "fileMode": 0o620, "uid": 0, "gid": 6}]));
+    b.linux().insert(
+        "devices".into(),
+        json!([{"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3, "fileMode": 0o620, "uid": 0, "gid": 6}]),
+    );
     b.config["linux"]["resources"]["devices"]
         .as_array_mut()
         .unwrap()
         .push(json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}));
-    let out = sh(&rt, &mut b, "for d in null zero full random urandom tty mynull; do stat -c '%n %t:%T %a %u:%g %F' /dev/$d; done; \
-        for l in fd stdin stdout stderr ptmx; do readlink /dev/$l; done; echo x > /dev/mynull && echo write-ok");
+    let out = sh(
+        &rt,
+        &mut b,
+        "for d in null zero full random urandom tty mynull; do stat -c '%n %t:%T %a %u:%g %F' /dev/$d; done; \
+        for l in fd stdin stdout stderr ptmx; do readlink /dev/$l; done; echo x > /dev/mynull && echo write-ok",
+    );
     for want in [
         "/dev/null 1:3 666 0:0 character special file",
         "/dev/zero 1:5 666",
@@ -217,14 +171,7 @@ fn default_and_configured_devices() {
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
-    for want in [
-        "/proc/self/fd\n",
-        "/proc/self/fd/0\n",
-        "/proc/self/fd/1\n",
-        "/proc/self/fd/2\n",
-        "pts/ptmx\n",
-        "write-ok",
-    ] {
+    for want in ["/proc/self/fd\n", "/proc/self/fd/0\n", "/proc/self/fd/1\n", "/proc/self/fd/2\n", "pts/ptmx\n", "write-ok"] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
 }
@@ -241,35 +188,22 @@ fn process_attributes() {
     p["oomScoreAdj"] = json!(123);
     b.config["root"]["readonly"] = json!(false);
     b.config["domainname"] = json!("example.test");
-    let out = sh(&rt, &mut b, "id; pwd; echo \"$FOO\"; umask; ulimit -n; ulimit -Hn; ulimit -c; cat /proc/self/oom_score_adj; cat /proc/sys/kernel/domainname");
+    let out = sh(
+        &rt,
+        &mut b,
+        "id; pwd; echo \"$FOO\"; umask; ulimit -n; ulimit -Hn; ulimit -c; cat /proc/self/oom_score_adj; cat /proc/sys/kernel/domainname",
+    );
     let l: Vec<&str> = out.lines().collect();
     assert!(l[0].starts_with("uid=1000 gid=1001"), "{out}");
     assert!(l[0].contains("2000") && l[0].contains("2001"), "{out}");
-    assert_eq!(
-        &l[1..],
-        [
-            "/work/dir",
-            "bar baz",
-            "0027",
-            "256",
-            "512",
-            "0",
-            "123",
-            "example.test"
-        ],
-        "{out}"
-    );
+    assert_eq!(&l[1..], ["/work/dir", "bar baz", "0027", "256", "512", "0", "123", "example.test"], "{out}");
 }
 
 #[test]
 fn capabilities_and_no_new_privileges() {
     let rt = Runtime::new();
     let mut b = Bundle::new(&[]);
-    let out = sh(
-        &rt,
-        &mut b,
-        "grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs)' /proc/self/status",
-    );
+    let out = sh(&rt, &mut b, "grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs)' /proc/self/status");
     // CAP_AUDIT_WRITE(29), CAP_KILL(5), CAP_NET_BIND_SERVICE(10)
     let want = format!("{:016x}", (1u64 << 29) | (1 << 5) | (1 << 10));
     for set in ["CapPrm", "CapEff", "CapBnd"] {
@@ -278,20 +212,10 @@ fn capabilities_and_no_new_privileges() {
     assert!(out.contains("NoNewPrivs:\t1"), "{out}");
     b.process()["noNewPrivileges"] = json!(false);
     b.config["process"]["capabilities"]["inheritable"] = json!(["CAP_KILL"]);
-    let out = sh(
-        &rt,
-        &mut b,
-        "grep -E '^(CapInh|CapAmb|NoNewPrivs)' /proc/self/status",
-    );
+    let out = sh(&rt, &mut b, "grep -E '^(CapInh|CapAmb|NoNewPrivs)' /proc/self/status");
     assert!(out.contains("NoNewPrivs:\t0"), "{out}");
-    assert!(
-        out.contains(&format!("CapInh:\t{:016x}", 1u64 << 5)),
-        "{out}"
-    );
-    assert!(
-        out.contains(&format!("CapAmb:\t{:016x}", 1u64 << 5)),
-        "ambient needs permitted+inheritable: {out}"
-    );
+    assert!(out.contains(&format!("CapInh:\t{:016x}", 1u64 << 5)), "{out}");
+    assert!(out.contains(&format!("CapAmb:\t{:016x}", 1u64 << 5)), "ambient needs permitted+inheritable: {out}");
 }
 
 #[test]
@@ -299,15 +223,8 @@ fn hostname_sysctl_and_uts() {
     let rt = Runtime::new();
     let mut b = Bundle::new(&[]);
     b.config["hostname"] = json!("box-1");
-    b.linux().insert(
-        "sysctl".into(),
-        json!({"net.ipv4.ip_forward": "1", "kernel.shmmax": "65536"}),
-    );
-    let out = sh(
-        &rt,
-        &mut b,
-        "hostname; cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax",
-    );
+    b.linux().insert("sysctl".into(), json!({"net.ipv4.ip_forward": "1", "kernel.shmmax": "65536"}));
+    let out = sh(&rt, &mut b, "hostname; cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax");
     assert_eq!(out, "box-1\n1\n65536\n");
     // a sysctl that is not namespaced would change the host: refused
     b.linux()["sysctl"] = json!({"vm.swappiness": "10"});
@@ -321,24 +238,21 @@ fn seccomp_errno_and_argument_conditions() {
     let rt = Runtime::new();
     let mut b = Bundle::new(&[]);
     b.config["root"]["readonly"] = json!(false);
-    b.linux().insert("seccomp".into(), json!({
-        "defaultAction": "SCMP_ACT_ALLOW",
-        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
-        "syscalls": [
-            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
-            {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": 10, "op": "SCMP_CMP_EQ"}]}
-        ]
-    }));
+    b.linux().insert(
+        "seccomp".into(),
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+            "syscalls": [
+                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+                {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": 10, "op": "SCMP_CMP_EQ"}]}
+            ]
+        }),
+    );
     let out = sh(&rt, &mut b, "mkdir /newdir 2>&1; kill -0 $$ && echo sig0-ok; kill -USR1 $$ 2>&1; grep Seccomp: /proc/self/status");
-    assert!(
-        out.contains("Function not implemented"),
-        "errno 38 expected: {out}"
-    );
+    assert!(out.contains("Function not implemented"), "errno 38 expected: {out}");
     assert!(out.contains("sig0-ok"), "{out}");
-    assert!(
-        out.contains("Operation not permitted"),
-        "kill USR1 should be EPERM: {out}"
-    );
+    assert!(out.contains("Operation not permitted"), "kill USR1 should be EPERM: {out}");
     assert!(out.contains("Seccomp:\t2"), "{out}");
 }
 
@@ -354,15 +268,8 @@ fn seccomp_filter_without_no_new_privileges() {
             "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
         }),
     );
-    let out = sh(
-        &rt,
-        &mut b,
-        "grep -E 'Seccomp:|NoNewPrivs' /proc/self/status",
-    );
-    assert!(
-        out.contains("Seccomp:\t2") && out.contains("NoNewPrivs:\t0"),
-        "{out}"
-    );
+    let out = sh(&rt, &mut b, "grep -E 'Seccomp:|NoNewPrivs' /proc/self/status");
+    assert!(out.contains("Seccomp:\t2") && out.contains("NoNewPrivs:\t0"), "{out}");
 }
 
 #[test]
@@ -380,12 +287,7 @@ fn cgroup_limits_are_applied_and_removed() {
     });
     let c = rt.create(&b, &id);
     let v2 = cgroup_v2();
-    let read = |ctrl: &str, file: &str| {
-        fs::read_to_string(host_cgroup_dir(ctrl, &path).join(file))
-            .unwrap()
-            .trim()
-            .to_string()
-    };
+    let read = |ctrl: &str, file: &str| fs::read_to_string(host_cgroup_dir(ctrl, &path).join(file)).unwrap().trim().to_string();
     if v2 {
         assert_eq!(read("", "memory.max"), "67108864");
         assert_eq!(read("", "cpu.max"), "50000 100000");
@@ -402,14 +304,8 @@ fn cgroup_limits_are_applied_and_removed() {
     let procs = read("pids", "cgroup.procs");
     assert_eq!(procs, c.pid().to_string());
     drop(c);
-    assert!(
-        !host_cgroup_dir("pids", &path).exists(),
-        "cgroup left after delete"
-    );
-    assert!(
-        !host_cgroup_dir("memory", &path).exists(),
-        "cgroup left after delete"
-    );
+    assert!(!host_cgroup_dir("pids", &path).exists(), "cgroup left after delete");
+    assert!(!host_cgroup_dir("memory", &path).exists(), "cgroup left after delete");
     for ctrl in ["pids", "memory", "cpu", "cpuset", "devices"] {
         let _ = fs::remove_dir(host_cgroup_dir(ctrl, "/rindtest"));
     }
@@ -420,16 +316,9 @@ fn pids_limit_is_enforced() {
     let rt = Runtime::new();
     let mut b = Bundle::new(&[]);
     b.config["linux"]["resources"]["pids"] = json!({"limit": 3});
-    b.config["process"]["args"] = json!([
-        "sh",
-        "-c",
-        "for i in 1 2 3 4 5; do sleep 5 & done 2>&1; echo done"
-    ]);
+    b.config["process"]["args"] = json!(["sh", "-c", "for i in 1 2 3 4 5; do sleep 5 & done 2>&1; echo done"]);
     let out = stdout(&rt.run(&b, &unique_id("pids")));
-    assert!(
-        out.contains("can't fork") || out.contains("Resource temporarily unavailable"),
-        "{out}"
-    );
+    assert!(out.contains("can't fork") || out.contains("Resource temporarily unavailable"), "{out}");
 }
 
 #[test]
@@ -444,7 +333,11 @@ fn device_rules_apply_in_order() {
         {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
         {"allow": false, "type": "c", "major": 1, "minor": 5, "access": "r"}
     ]);
-    let out = sh(&rt, &mut b, "echo x > /dev/null && echo null-ok; head -c1 /dev/zero >/dev/null 2>&1 || echo zero-denied; head -c1 /dev/urandom | wc -c");
+    let out = sh(
+        &rt,
+        &mut b,
+        "echo x > /dev/null && echo null-ok; head -c1 /dev/zero >/dev/null 2>&1 || echo zero-denied; head -c1 /dev/urandom | wc -c",
+    );
     assert!(out.contains("null-ok"), "{out}");
     assert!(out.contains("zero-denied"), "{out}");
     assert!(out.trim_end().ends_with('1'), "{out}");
@@ -460,30 +353,14 @@ fn no_host_fds_or_environment_leak_in() {
     use std::os::fd::AsRawFd;
     // SAFETY: clearing FD_CLOEXEC on our own open fd.
     unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETFD, 0) };
-    let out = sh(
-        &rt,
-        &mut b,
-        "ls /proc/self/fd | tr '\\n' ' '; echo; env | sort | tr '\\n' ' '",
-    );
+    let out = sh(&rt, &mut b, "ls /proc/self/fd | tr '\\n' ' '; echo; env | sort | tr '\\n' ' '");
     drop(f);
     let lines: Vec<&str> = out.lines().collect();
     // 0 1 2 and the fd ls opened for /proc/self/fd
-    assert_eq!(
-        lines[0].split_whitespace().count(),
-        4,
-        "unexpected fds: {}",
-        lines[0]
-    );
-    let vars: Vec<&str> = lines[1]
-        .split_whitespace()
-        .map(|v| v.split('=').next().unwrap())
-        .collect();
+    assert_eq!(lines[0].split_whitespace().count(), 4, "unexpected fds: {}", lines[0]);
+    let vars: Vec<&str> = lines[1].split_whitespace().map(|v| v.split('=').next().unwrap()).collect();
     for v in vars {
-        assert!(
-            ["PATH", "HOME", "PWD", "SHLVL", "HOSTNAME"].contains(&v),
-            "unexpected env var {v} in {}",
-            lines[1]
-        );
+        assert!(["PATH", "HOME", "PWD", "SHLVL", "HOSTNAME"].contains(&v), "unexpected env var {v} in {}", lines[1]);
     }
 }
 
@@ -517,11 +394,7 @@ fn preserve_fds_passes_extra_fds() {
 #[test]
 fn terminal_through_console_socket() {
     let rt = Runtime::new();
-    let mut b = Bundle::new(&[
-        "sh",
-        "-c",
-        "test -t 0 && test -t 1 && echo is-a-tty; stty size",
-    ]);
+    let mut b = Bundle::new(&["sh", "-c", "test -t 0 && test -t 1 && echo is-a-tty; stty size"]);
     b.config["process"]["terminal"] = json!(true);
     b.config["process"]["consoleSize"] = json!({"height": 33, "width": 101});
     let sock_path = b.path().join("console.sock");
@@ -551,10 +424,7 @@ fn terminal_through_console_socket() {
 fn recv_fd(sock: &std::os::unix::net::UnixStream) -> std::os::fd::OwnedFd {
     use std::os::fd::{AsRawFd, FromRawFd};
     let mut data = [0u8; 256];
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: data.len(),
-    };
+    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
     let mut cmsg = [0u8; 64];
     // SAFETY: msghdr points at live buffers; we read one SCM_RIGHTS fd back.
     unsafe {
@@ -580,23 +450,27 @@ fn exec_joins_the_container() {
     let id = unique_id("exec");
     let c = rt.create(&b, &id);
     c.start();
-    let out = rt.ok(&["exec", "--env", "X=1", "--cwd", "/bin", "--user", "7:8", &id, "sh", "-c", "hostname; echo $X; pwd; id -u; id -g; ls /proc | grep -c '^[0-9]'; cat /proc/self/cgroup | grep pids"]);
+    let out = rt.ok(&[
+        "exec",
+        "--env",
+        "X=1",
+        "--cwd",
+        "/bin",
+        "--user",
+        "7:8",
+        &id,
+        "sh",
+        "-c",
+        "hostname; echo $X; pwd; id -u; id -g; ls /proc | grep -c '^[0-9]'; cat /proc/self/cgroup | grep pids",
+    ]);
     let text = stdout(&out);
     let l: Vec<&str> = text.lines().collect();
     assert_eq!(&l[..5], ["exec-box", "1", "/bin", "7", "8"], "{text}");
     // sees the container's processes only: init, sh, ls/grep children
     assert!(l[5].parse::<u32>().unwrap() <= 5, "{text}");
     let init_cg = fs::read_to_string(format!("/proc/{}/cgroup", c.pid())).unwrap();
-    let init_pids = init_cg
-        .lines()
-        .find(|x| x.contains("pids"))
-        .unwrap()
-        .to_string();
-    assert!(
-        init_pids.ends_with(l[6].rsplit(':').next().unwrap()),
-        "exec not in the container's cgroup: {} vs {init_pids}",
-        l[6]
-    );
+    let init_pids = init_cg.lines().find(|x| x.contains("pids")).unwrap().to_string();
+    assert!(init_pids.ends_with(l[6].rsplit(':').next().unwrap()), "exec not in the container's cgroup: {} vs {init_pids}", l[6]);
     // the exit status comes back
     let out = rt.exec(&["exec", &id, "sh", "-c", "exit 5"]);
     assert_eq!(out.status.code(), Some(5));

@@ -22,25 +22,15 @@ fn lifecycle_statuses_follow_the_spec() {
     assert!(pid > 0 && pid_alive(pid));
     // created: the user program has not been executed yet
     let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap();
-    assert!(
-        !exe.to_string_lossy().contains("busybox"),
-        "init already exec'd: {}",
-        exe.display()
-    );
+    assert!(!exe.to_string_lossy().contains("busybox"), "init already exec'd: {}", exe.display());
     c.start();
     assert_eq!(c.status(), "running");
-    assert!(fs::read_link(format!("/proc/{pid}/exe"))
-        .unwrap()
-        .to_string_lossy()
-        .contains("busybox"));
+    assert!(fs::read_link(format!("/proc/{pid}/exe")).unwrap().to_string_lossy().contains("busybox"));
     rt.ok(&["kill", &id, "KILL"]);
     c.wait_status("stopped", Duration::from_secs(5));
     rt.ok(&["delete", &id]);
     let out = rt.exec(&["state", &id]);
-    assert!(
-        !out.status.success(),
-        "state of a deleted container must fail"
-    );
+    assert!(!out.status.success(), "state of a deleted container must fail");
     assert!(!rt.root.path().join(&id).exists());
 }
 
@@ -55,21 +45,14 @@ fn run_exits_with_the_container_status() {
     b.config["process"]["args"] = serde_json::json!(LONG);
     b.write();
     let id = unique_id("run");
-    let mut child = rt
-        .cmd()
-        .args(["run", "--bundle", b.path().to_str().unwrap(), &id])
-        .spawn()
-        .unwrap();
+    let mut child = rt.cmd().args(["run", "--bundle", b.path().to_str().unwrap(), &id]).spawn().unwrap();
     wait_until("running", Duration::from_secs(5), || {
         let o = rt.exec(&["state", &id]);
         o.status.success() && String::from_utf8_lossy(&o.stdout).contains("running")
     });
     rt.ok(&["kill", &id, "KILL"]);
     assert_eq!(child.wait().unwrap().code(), Some(137));
-    assert!(
-        !rt.exec(&["state", &id]).status.success(),
-        "run must delete the container after it exits"
-    );
+    assert!(!rt.exec(&["state", &id]).status.success(), "run must delete the container after it exits");
 }
 
 #[test]
@@ -93,14 +76,8 @@ fn start_and_kill_of_a_stopped_container_fail_and_change_nothing() {
     let c = rt.create(&b, &id);
     c.start();
     c.wait_status("stopped", Duration::from_secs(5));
-    assert!(
-        !rt.exec(&["start", &id]).status.success(),
-        "start of a stopped container must fail"
-    );
-    assert!(
-        !rt.exec(&["kill", &id, "KILL"]).status.success(),
-        "kill of a stopped container must fail"
-    );
+    assert!(!rt.exec(&["start", &id]).status.success(), "start of a stopped container must fail");
+    assert!(!rt.exec(&["kill", &id, "KILL"]).status.success(), "kill of a stopped container must fail");
     assert_eq!(c.status(), "stopped");
     rt.ok(&["delete", &id]);
 }
@@ -125,10 +102,7 @@ fn delete_of_a_running_container_needs_force() {
     c.start();
     let pid = c.pid();
     let out = rt.exec(&["delete", &id]);
-    assert!(
-        !out.status.success(),
-        "delete of a running container must fail without --force"
-    );
+    assert!(!out.status.success(), "delete of a running container must fail without --force");
     assert_eq!(c.status(), "running");
     assert!(pid_alive(pid));
     rt.ok(&["delete", "--force", &id]);
@@ -156,11 +130,7 @@ fn duplicate_id_is_refused_and_the_first_container_is_untouched() {
     let c = rt.create(&b, &id);
     let out = rt.create_output(&b, &id, &[]);
     assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("exist"),
-        "error should say the container exists: {}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("exist"), "error should say the container exists: {}", stderr(&out));
     assert_eq!(c.status(), "created");
 }
 
@@ -168,19 +138,10 @@ fn duplicate_id_is_refused_and_the_first_container_is_untouched() {
 fn unknown_id_gives_an_error_for_every_verb() {
     let rt = Runtime::new();
     let id = unique_id("nope");
-    for args in [
-        vec!["state", &id],
-        vec!["start", &id],
-        vec!["kill", &id, "KILL"],
-        vec!["delete", &id],
-    ] {
+    for args in [vec!["state", &id], vec!["start", &id], vec!["kill", &id, "KILL"], vec!["delete", &id]] {
         let out = rt.exec(&args);
         assert!(!out.status.success(), "{args:?} should fail");
-        assert!(
-            stderr(&out).contains(&id) || stderr(&out).contains("not exist"),
-            "{args:?}: {}",
-            stderr(&out)
-        );
+        assert!(stderr(&out).contains(&id) || stderr(&out).contains("not exist"), "{args:?}: {}", stderr(&out));
     }
 }
 
@@ -189,12 +150,7 @@ fn bad_bundles_are_refused_with_clear_errors() {
     let rt = Runtime::new();
     let b = Bundle::new(&["true"]);
     // missing bundle
-    let out = rt.exec(&[
-        "create",
-        "--bundle",
-        "/nonexistent/bundle",
-        &unique_id("bad"),
-    ]);
+    let out = rt.exec(&["create", "--bundle", "/nonexistent/bundle", &unique_id("bad")]);
     assert!(!out.status.success());
     // malformed config.json
     b.write();
@@ -218,13 +174,9 @@ fn invalid_config_is_refused_before_anything_is_made() {
     b.config["process"]["args"] = serde_json::json!(["true"]);
     b.config["process"]["capabilities"]["bounding"] = serde_json::json!(["CAP_NOT_A_CAPABILITY"]);
     let out = rt.create_output(&b, &id, &[]);
-    assert!(
-        !out.status.success(),
-        "an unknown capability must be an error"
-    );
+    assert!(!out.status.success(), "an unknown capability must be an error");
     b.config["process"]["capabilities"]["bounding"] = serde_json::json!([]);
-    b.config["process"]["rlimits"] =
-        serde_json::json!([{"type": "RLIMIT_BOGUS", "hard": 1, "soft": 1}]);
+    b.config["process"]["rlimits"] = serde_json::json!([{"type": "RLIMIT_BOGUS", "hard": 1, "soft": 1}]);
     let out = rt.create_output(&b, &id, &[]);
     let _ = rt.exec(&["delete", "--force", &id]);
     assert!(!out.status.success(), "an unknown rlimit must be an error");
@@ -254,10 +206,7 @@ fn failed_create_leaves_nothing_behind() {
     let out = rt.create_output(&b, &id, &[]);
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(
-        err.contains("/nonexistent/source"),
-        "error must name the object: {err}"
-    );
+    assert!(err.contains("/nonexistent/source"), "error must name the object: {err}");
     assert!(!rt.root.path().join(&id).exists(), "state dir left behind");
     assert!(!host_cgroup_dir("pids", &cg).exists(), "cgroup left behind");
     assert!(mounts_under(&b.rootfs()).is_empty(), "mounts left behind");
@@ -270,15 +219,7 @@ fn concurrent_starts_are_serialised() {
     let b = Bundle::new(LONG);
     let id = unique_id("conc");
     let c = rt.create(&b, &id);
-    let mut children: Vec<_> = (0..4)
-        .map(|_| {
-            rt.cmd()
-                .args(["start", &id])
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let mut children: Vec<_> = (0..4).map(|_| rt.cmd().args(["start", &id]).stderr(std::process::Stdio::null()).spawn().unwrap()).collect();
     // A start that hangs counts as a failure (runc 1.1 hangs here), and is killed.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut oks = 0;
@@ -308,22 +249,11 @@ fn pid_file_and_list() {
     let pidfile = b.path().join("init.pid");
     let out = rt.create_output(&b, &id, &["--pid-file", pidfile.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let c = Container {
-        rt: &rt,
-        id: id.clone(),
-    };
-    assert_eq!(
-        fs::read_to_string(&pidfile).unwrap().trim(),
-        c.pid().to_string()
-    );
+    let c = Container { rt: &rt, id: id.clone() };
+    assert_eq!(fs::read_to_string(&pidfile).unwrap().trim(), c.pid().to_string());
     let out = rt.ok(&["list", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let entry = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["id"] == id.as_str())
-        .expect("listed");
+    let entry = v.as_array().unwrap().iter().find(|e| e["id"] == id.as_str()).expect("listed");
     assert_eq!(entry["status"], "created");
     assert!(stdout(&rt.ok(&["list"])).contains(&id));
 }
@@ -337,37 +267,25 @@ fn kill_all_signals_every_process() {
     c.start();
     let pid = c.pid();
     wait_until("children to start", Duration::from_secs(5), || {
-        fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-            .is_ok_and(|s| s.split_whitespace().count() == 2)
+        fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).is_ok_and(|s| s.split_whitespace().count() == 2)
     });
-    let children: Vec<i32> = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap()
-        .split_whitespace()
-        .map(|x| x.parse().unwrap())
-        .collect();
+    let children: Vec<i32> =
+        fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap().split_whitespace().map(|x| x.parse().unwrap()).collect();
     rt.ok(&["kill", "--all", &id, "KILL"]);
     c.wait_status("stopped", Duration::from_secs(5));
-    wait_until("children to die", Duration::from_secs(5), || {
-        children.iter().all(|p| !pid_alive(*p))
-    });
+    wait_until("children to die", Duration::from_secs(5), || children.iter().all(|p| !pid_alive(*p)));
 }
 
 #[test]
 fn kill_accepts_names_and_numbers() {
     let rt = Runtime::new();
-    let b = Bundle::new(&[
-        "sh",
-        "-c",
-        "trap 'echo got-usr1' USR1; while true; do sleep 0.05; done",
-    ]);
+    let b = Bundle::new(&["sh", "-c", "trap 'echo got-usr1' USR1; while true; do sleep 0.05; done"]);
     let id = unique_id("sig");
     let c = rt.create(&b, &id);
     c.start();
     std::thread::sleep(Duration::from_millis(200));
     rt.ok(&["kill", &id, "USR1"]);
-    wait_until("trap output", Duration::from_secs(5), || {
-        b.stdout().contains("got-usr1")
-    });
+    wait_until("trap output", Duration::from_secs(5), || b.stdout().contains("got-usr1"));
     rt.ok(&["kill", &id, "9"]);
     c.wait_status("stopped", Duration::from_secs(5));
     assert!(!rt.exec(&["kill", &id, "NOTASIGNAL"]).status.success());
@@ -378,18 +296,7 @@ fn errors_go_to_the_log_as_json_lines() {
     let rt = Runtime::new();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log.json");
-    let out = rt
-        .cmd()
-        .args([
-            "--log",
-            log.to_str().unwrap(),
-            "--log-format",
-            "json",
-            "state",
-            "does-not-exist",
-        ])
-        .output()
-        .unwrap();
+    let out = rt.cmd().args(["--log", log.to_str().unwrap(), "--log-format", "json", "state", "does-not-exist"]).output().unwrap();
     assert!(!out.status.success());
     let text = fs::read_to_string(&log).unwrap();
     let line: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
@@ -402,19 +309,12 @@ fn errors_go_to_the_log_as_json_lines() {
 fn spec_writes_a_config_this_runtime_runs() {
     let rt = Runtime::new();
     let b = Bundle::new(&["true"]);
-    rt.cmd()
-        .args(["spec", "--bundle", b.path().to_str().unwrap()])
-        .status()
-        .unwrap();
-    let v: serde_json::Value =
-        serde_json::from_slice(&fs::read(b.path().join("config.json")).unwrap()).unwrap();
+    rt.cmd().args(["spec", "--bundle", b.path().to_str().unwrap()]).status().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&fs::read(b.path().join("config.json")).unwrap()).unwrap();
     assert_eq!(v["root"]["path"], "rootfs");
     assert!(v["linux"]["namespaces"].as_array().unwrap().len() >= 4);
     // a second spec refuses to overwrite
-    assert!(!rt
-        .exec(&["spec", "--bundle", b.path().to_str().unwrap()])
-        .status
-        .success());
+    assert!(!rt.exec(&["spec", "--bundle", b.path().to_str().unwrap()]).status.success());
 }
 
 #[test]
@@ -422,12 +322,7 @@ fn features_is_json_with_the_namespaces() {
     let rt = Runtime::new();
     let out = rt.ok(&["features"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let ns: Vec<&str> = v["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_str().unwrap())
-        .collect();
+    let ns: Vec<&str> = v["linux"]["namespaces"].as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
     for want in ["pid", "mount", "network", "uts", "ipc", "user", "cgroup"] {
         assert!(ns.contains(&want), "{want}");
     }

@@ -38,12 +38,7 @@ const ACC_READ: i32 = 2;
 const ACC_WRITE: i32 = 4;
 
 fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-    Insn {
-        code,
-        regs: (src << 4) | (dst & 0xf),
-        off,
-        imm,
-    }
+    Insn { code, regs: (src << 4) | (dst & 0xf), off, imm }
 }
 
 fn access_bits(access: &str) -> i32 {
@@ -70,8 +65,7 @@ pub fn compile(rules: &[DeviceRule]) -> Vec<Insn> {
     ];
     for rule in rules.iter().rev() {
         let bits = access_bits(&rule.access);
-        let matches_all =
-            rule.kind == 'a' && rule.major.is_none() && rule.minor.is_none() && bits == 7;
+        let matches_all = rule.kind == 'a' && rule.major.is_none() && rule.minor.is_none() && bits == 7;
         // Each check jumps to the end of this block when the rule does not match;
         // NEXT is patched to that distance below.
         const NEXT: i16 = i16::MIN;
@@ -165,22 +159,11 @@ pub fn attach(prog: &[Insn], cgroup: &std::fs::File) -> io::Result<()> {
     };
     // SAFETY: attr points at live buffers (prog, license, log) for the duration
     // of the call, and its size is passed exactly.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_LOAD,
-            &attr as *const _,
-            std::mem::size_of::<ProgLoadAttr>(),
-        )
-    };
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_LOAD, &attr as *const _, std::mem::size_of::<ProgLoadAttr>()) };
     if fd < 0 {
         let err = io::Error::last_os_error();
-        let msg = String::from_utf8_lossy(&log[..log.iter().position(|&b| b == 0).unwrap_or(0)])
-            .into_owned();
-        return Err(io::Error::new(
-            err.kind(),
-            format!("load device filter: {err} {msg}"),
-        ));
+        let msg = String::from_utf8_lossy(&log[..log.iter().position(|&b| b == 0).unwrap_or(0)]).into_owned();
+        return Err(io::Error::new(err.kind(), format!("load device filter: {err} {msg}")));
     }
     // SAFETY: the kernel just returned this fd to us; we own it.
     let prog_fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
@@ -192,20 +175,10 @@ pub fn attach(prog: &[Insn], cgroup: &std::fs::File) -> io::Result<()> {
         ..Default::default()
     };
     // SAFETY: attr is a plain struct on our stack, its size passed exactly.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_ATTACH,
-            &attach as *const _,
-            std::mem::size_of::<ProgAttachAttr>(),
-        )
-    };
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_ATTACH, &attach as *const _, std::mem::size_of::<ProgAttachAttr>()) };
     if rc < 0 {
         let err = io::Error::last_os_error();
-        return Err(io::Error::new(
-            err.kind(),
-            format!("attach device filter: {err}"),
-        ));
+        return Err(io::Error::new(err.kind(), format!("attach device filter: {err}")));
     }
     // The attachment holds its own reference to the program: prog_fd can close.
     Ok(())
@@ -241,28 +214,13 @@ mod tests {
         }
     }
 
-    fn rule(
-        allow: bool,
-        kind: char,
-        major: Option<i64>,
-        minor: Option<i64>,
-        access: &str,
-    ) -> DeviceRule {
-        DeviceRule {
-            allow,
-            kind,
-            major,
-            minor,
-            access: access.into(),
-        }
+    fn rule(allow: bool, kind: char, major: Option<i64>, minor: Option<i64>, access: &str) -> DeviceRule {
+        DeviceRule { allow, kind, major, minor, access: access.into() }
     }
 
     #[test]
     fn compile_denies_by_default_and_allows_listed() {
-        let rules = vec![
-            rule(false, 'a', None, None, "rwm"),
-            rule(true, 'c', Some(1), Some(3), "rwm"),
-        ];
+        let rules = vec![rule(false, 'a', None, None, "rwm"), rule(true, 'c', Some(1), Some(3), "rwm")];
         let p = compile(&rules);
         assert_eq!(run(&p, DEV_CHAR, ACC_READ | ACC_WRITE, 1, 3), 1);
         assert_eq!(run(&p, DEV_CHAR, ACC_READ, 1, 5), 0);
@@ -271,10 +229,7 @@ mod tests {
 
     #[test]
     fn compile_later_rule_overrides_earlier() {
-        let rules = vec![
-            rule(true, 'c', Some(1), None, "rwm"),
-            rule(false, 'c', Some(1), Some(3), "w"),
-        ];
+        let rules = vec![rule(true, 'c', Some(1), None, "rwm"), rule(false, 'c', Some(1), Some(3), "w")];
         let p = compile(&rules);
         assert_eq!(run(&p, DEV_CHAR, ACC_READ, 1, 3), 1);
         assert_eq!(run(&p, DEV_CHAR, ACC_WRITE, 1, 3), 0);
@@ -291,10 +246,7 @@ mod tests {
 
     #[test]
     fn compile_stops_at_catch_all() {
-        let p = compile(&[
-            rule(true, 'c', Some(1), Some(3), "rwm"),
-            rule(true, 'a', None, None, "rwm"),
-        ]);
+        let p = compile(&[rule(true, 'c', Some(1), Some(3), "rwm"), rule(true, 'a', None, None, "rwm")]);
         assert_eq!(run(&p, DEV_BLOCK, ACC_MKNOD, 8, 0), 1);
         // prologue (6) + one block (2)
         assert_eq!(p.len(), 8);

@@ -68,9 +68,7 @@ pub struct CgroupPaths {
 }
 
 pub fn is_v2(root: &Path) -> bool {
-    nix::sys::statfs::statfs(root)
-        .map(|s| s.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC)
-        .unwrap_or(false)
+    nix::sys::statfs::statfs(root).map(|s| s.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC).unwrap_or(false)
 }
 
 /// A mounted v1 hierarchy, from mountinfo.
@@ -81,15 +79,7 @@ pub struct V1Mount {
     pub root: PathBuf,
 }
 
-const V1_MOUNT_OPTS: &[&str] = &[
-    "rw",
-    "ro",
-    "clone_children",
-    "noprefix",
-    "xattr",
-    "cpuset_v2_mode",
-    "favordynmods",
-];
+const V1_MOUNT_OPTS: &[&str] = &["rw", "ro", "clone_children", "noprefix", "xattr", "cpuset_v2_mode", "favordynmods"];
 
 pub fn parse_v1_mounts(mountinfo: &str) -> Vec<V1Mount> {
     let mut out = Vec::new();
@@ -106,19 +96,12 @@ pub fn parse_v1_mounts(mountinfo: &str) -> Vec<V1Mount> {
         if l.len() < 5 {
             continue;
         }
-        let controllers: Vec<String> = super_opts
-            .split(',')
-            .filter(|o| !V1_MOUNT_OPTS.contains(o) && !o.starts_with("release_agent="))
-            .map(String::from)
-            .collect();
+        let controllers: Vec<String> =
+            super_opts.split(',').filter(|o| !V1_MOUNT_OPTS.contains(o) && !o.starts_with("release_agent=")).map(String::from).collect();
         if controllers.is_empty() {
             continue;
         }
-        out.push(V1Mount {
-            controllers,
-            mount_point: PathBuf::from(l[4]),
-            root: PathBuf::from(l[3]),
-        });
+        out.push(V1Mount { controllers, mount_point: PathBuf::from(l[4]), root: PathBuf::from(l[3]) });
     }
     out
 }
@@ -140,12 +123,7 @@ fn join_clean(base: &Path, rel: &Path) -> Result<PathBuf, CgroupError> {
         match c {
             Component::Normal(n) => out.push(n),
             Component::RootDir | Component::CurDir => {}
-            _ => {
-                return Err(CgroupError::Invalid(format!(
-                    "cgroupsPath {} must not contain '..'",
-                    rel.display()
-                )))
-            }
+            _ => return Err(CgroupError::Invalid(format!("cgroupsPath {} must not contain '..'", rel.display()))),
         }
     }
     Ok(out)
@@ -153,22 +131,13 @@ fn join_clean(base: &Path, rel: &Path) -> Result<PathBuf, CgroupError> {
 
 /// Decides the directories of a container's cgroup. `cgroups_path` is absolute
 /// (from the hierarchy root) or relative (to this process's own cgroup).
-pub fn resolve(
-    cgroup_root: &Path,
-    v2: bool,
-    mountinfo: &str,
-    proc_cgroup: &str,
-    cgroups_path: &Path,
-) -> Result<CgroupPaths, CgroupError> {
+pub fn resolve(cgroup_root: &Path, v2: bool, mountinfo: &str, proc_cgroup: &str, cgroups_path: &Path) -> Result<CgroupPaths, CgroupError> {
     let mut dirs = BTreeMap::new();
     if v2 {
         let base = if cgroups_path.is_absolute() {
             cgroup_root.to_path_buf()
         } else {
-            join_clean(
-                cgroup_root,
-                &own_cgroup(proc_cgroup, "").unwrap_or_default(),
-            )?
+            join_clean(cgroup_root, &own_cgroup(proc_cgroup, "").unwrap_or_default())?
         };
         dirs.insert(String::new(), join_clean(&base, cgroups_path)?);
     } else {
@@ -178,36 +147,24 @@ pub fn resolve(
                 m.mount_point.clone()
             } else {
                 let own = own_cgroup(proc_cgroup, &key).unwrap_or_default();
-                let inner = own
-                    .strip_prefix(&m.root)
-                    .map(Path::to_path_buf)
-                    .unwrap_or(own);
+                let inner = own.strip_prefix(&m.root).map(Path::to_path_buf).unwrap_or(own);
                 join_clean(&m.mount_point, &inner)?
             };
             dirs.insert(key, join_clean(&base, cgroups_path)?);
         }
         if dirs.is_empty() {
-            return Err(CgroupError::Invalid(
-                "no cgroup v1 hierarchy is mounted".into(),
-            ));
+            return Err(CgroupError::Invalid("no cgroup v1 hierarchy is mounted".into()));
         }
     }
     Ok(CgroupPaths { v2, dirs })
 }
 
 fn write(path: PathBuf, value: &str) -> Result<(), CgroupError> {
-    fs::write(&path, value).map_err(|source| CgroupError::Write {
-        path,
-        value: value.to_string(),
-        source,
-    })
+    fs::write(&path, value).map_err(|source| CgroupError::Write { path, value: value.to_string(), source })
 }
 
 fn read(path: &Path) -> Result<String, CgroupError> {
-    fs::read_to_string(path).map_err(|source| CgroupError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
+    fs::read_to_string(path).map_err(|source| CgroupError::Read { path: path.to_path_buf(), source })
 }
 
 impl CgroupPaths {
@@ -215,11 +172,7 @@ impl CgroupPaths {
     pub fn for_host(cgroups_path: &Path) -> Result<CgroupPaths, CgroupError> {
         let root = Path::new(paths::CGROUP_ROOT);
         let v2 = is_v2(root);
-        let mountinfo = if v2 {
-            String::new()
-        } else {
-            read(Path::new("/proc/self/mountinfo"))?
-        };
+        let mountinfo = if v2 { String::new() } else { read(Path::new("/proc/self/mountinfo"))? };
         let own = read(Path::new("/proc/self/cgroup"))?;
         resolve(root, v2, &mountinfo, &own, cgroups_path)
     }
@@ -229,10 +182,7 @@ impl CgroupPaths {
         if self.v2 {
             return self.dirs.values().next().map(PathBuf::as_path);
         }
-        self.dirs
-            .iter()
-            .find(|(k, _)| k.split(',').any(|c| c == controller))
-            .map(|(_, p)| p.as_path())
+        self.dirs.iter().find(|(k, _)| k.split(',').any(|c| c == controller)).map(|(_, p)| p.as_path())
     }
 
     /// Creates every directory (and, on v2, enables controllers down the path).
@@ -250,29 +200,17 @@ impl CgroupPaths {
     pub fn apply(&self, res: Option<&LinuxResources>) -> Result<(), CgroupError> {
         let default = LinuxResources::default();
         let res = res.unwrap_or(&default);
-        let writes = if self.v2 {
-            plan::plan_v2(res)?
-        } else {
-            plan::plan_v1(res)?
-        };
+        let writes = if self.v2 { plan::plan_v2(res)? } else { plan::plan_v1(res)? };
         for wr in writes {
-            let dir = self
-                .dir_for(wr.controller)
-                .ok_or_else(|| CgroupError::NoController(wr.controller.into()))?;
+            let dir = self.dir_for(wr.controller).ok_or_else(|| CgroupError::NoController(wr.controller.into()))?;
             write(dir.join(&wr.file), &wr.value)?;
         }
         if self.v2 {
             let dir = self.dir_for("").expect("v2 has one dir");
             let rules = plan::device_rules(Some(res))?;
             let prog = devices_bpf::compile(&rules);
-            let f = fs::File::open(dir).map_err(|source| CgroupError::Devices {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-            devices_bpf::attach(&prog, &f).map_err(|source| CgroupError::Devices {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+            let f = fs::File::open(dir).map_err(|source| CgroupError::Devices { path: dir.to_path_buf(), source })?;
+            devices_bpf::attach(&prog, &f).map_err(|source| CgroupError::Devices { path: dir.to_path_buf(), source })?;
         }
         Ok(())
     }
@@ -286,10 +224,7 @@ impl CgroupPaths {
 
     /// Pids in the container's cgroup.
     pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
-        let Some(dir) = self
-            .dir_for("pids")
-            .or_else(|| self.dirs.values().next().map(PathBuf::as_path))
-        else {
+        let Some(dir) = self.dir_for("pids").or_else(|| self.dirs.values().next().map(PathBuf::as_path)) else {
             return Ok(Vec::new());
         };
         let path = dir.join("cgroup.procs");
@@ -302,13 +237,9 @@ impl CgroupPaths {
 
     pub fn is_frozen(&self) -> bool {
         if self.v2 {
-            self.dir_for("")
-                .and_then(|d| fs::read_to_string(d.join("cgroup.freeze")).ok())
-                .is_some_and(|s| s.trim() == "1")
+            self.dir_for("").and_then(|d| fs::read_to_string(d.join("cgroup.freeze")).ok()).is_some_and(|s| s.trim() == "1")
         } else {
-            self.dir_for("freezer")
-                .and_then(|d| fs::read_to_string(d.join("freezer.state")).ok())
-                .is_some_and(|s| s.trim() == "FROZEN")
+            self.dir_for("freezer").and_then(|d| fs::read_to_string(d.join("freezer.state")).ok()).is_some_and(|s| s.trim() == "FROZEN")
         }
     }
 
@@ -325,12 +256,7 @@ impl CgroupPaths {
                         tries += 1;
                         std::thread::sleep(Duration::from_millis(10));
                     }
-                    Err(source) => {
-                        return Err(CgroupError::Remove {
-                            path: dir.clone(),
-                            source,
-                        })
-                    }
+                    Err(source) => return Err(CgroupError::Remove { path: dir.clone(), source }),
                 }
             }
         }
@@ -340,10 +266,7 @@ impl CgroupPaths {
 
 fn create_v1(dir: &Path, cpuset: bool) -> Result<(), CgroupError> {
     if !cpuset {
-        return fs::create_dir_all(dir).map_err(|source| CgroupError::Create {
-            path: dir.to_path_buf(),
-            source,
-        });
+        return fs::create_dir_all(dir).map_err(|source| CgroupError::Create { path: dir.to_path_buf(), source });
     }
     // A new v1 cpuset starts with empty cpus and mems and refuses tasks: copy
     // the parent's values into each level we create.
@@ -351,15 +274,10 @@ fn create_v1(dir: &Path, cpuset: bool) -> Result<(), CgroupError> {
     let mut cur = dir;
     while !cur.exists() {
         missing.push(cur.to_path_buf());
-        cur = cur
-            .parent()
-            .ok_or_else(|| CgroupError::Invalid(format!("{} has no parent", dir.display())))?;
+        cur = cur.parent().ok_or_else(|| CgroupError::Invalid(format!("{} has no parent", dir.display())))?;
     }
     for d in missing.iter().rev() {
-        fs::create_dir(d).map_err(|source| CgroupError::Create {
-            path: d.clone(),
-            source,
-        })?;
+        fs::create_dir(d).map_err(|source| CgroupError::Create { path: d.clone(), source })?;
         let parent = d.parent().expect("created dir has a parent");
         for f in ["cpuset.cpus", "cpuset.mems"] {
             let v = read(&parent.join(f))?;
@@ -371,33 +289,20 @@ fn create_v1(dir: &Path, cpuset: bool) -> Result<(), CgroupError> {
 
 fn create_v2(dir: &Path) -> Result<(), CgroupError> {
     // Enable every available controller from the root down to our parent.
-    let mut ancestors: Vec<&Path> = dir
-        .ancestors()
-        .skip(1)
-        .take_while(|a| a.starts_with(paths::CGROUP_ROOT))
-        .collect();
+    let mut ancestors: Vec<&Path> = dir.ancestors().skip(1).take_while(|a| a.starts_with(paths::CGROUP_ROOT)).collect();
     ancestors.reverse();
     for a in &ancestors {
         if !a.exists() {
-            fs::create_dir(a).map_err(|source| CgroupError::Create {
-                path: a.to_path_buf(),
-                source,
-            })?;
+            fs::create_dir(a).map_err(|source| CgroupError::Create { path: a.to_path_buf(), source })?;
         }
         let controllers = read(&a.join("cgroup.controllers"))?;
-        let enable: Vec<String> = controllers
-            .split_whitespace()
-            .map(|c| format!("+{c}"))
-            .collect();
+        let enable: Vec<String> = controllers.split_whitespace().map(|c| format!("+{c}")).collect();
         if !enable.is_empty() {
             write(a.join("cgroup.subtree_control"), &enable.join(" "))?;
         }
     }
     if !dir.exists() {
-        fs::create_dir(dir).map_err(|source| CgroupError::Create {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        fs::create_dir(dir).map_err(|source| CgroupError::Create { path: dir.to_path_buf(), source })?;
     }
     Ok(())
 }
@@ -426,67 +331,20 @@ mod tests {
     #[test]
     fn resolve_absolute_and_relative_v1() {
         let own = "4:memory:/user/me\n3:cpu:/user/me\n1:name=systemd:/\n";
-        let p = resolve(
-            Path::new("/sys/fs/cgroup"),
-            false,
-            MOUNTINFO,
-            own,
-            Path::new("/default/c1"),
-        )
-        .unwrap();
-        assert_eq!(
-            p.dir_for("memory").unwrap(),
-            Path::new("/sys/fs/cgroup/memory/default/c1")
-        );
-        let p = resolve(
-            Path::new("/sys/fs/cgroup"),
-            false,
-            MOUNTINFO,
-            own,
-            Path::new("pod/c1"),
-        )
-        .unwrap();
-        assert_eq!(
-            p.dir_for("cpu").unwrap(),
-            Path::new("/sys/fs/cgroup/cpu/user/me/pod/c1")
-        );
-        assert_eq!(
-            p.dir_for("name=systemd").unwrap(),
-            Path::new("/sys/fs/cgroup/systemd/pod/c1")
-        );
+        let p = resolve(Path::new("/sys/fs/cgroup"), false, MOUNTINFO, own, Path::new("/default/c1")).unwrap();
+        assert_eq!(p.dir_for("memory").unwrap(), Path::new("/sys/fs/cgroup/memory/default/c1"));
+        let p = resolve(Path::new("/sys/fs/cgroup"), false, MOUNTINFO, own, Path::new("pod/c1")).unwrap();
+        assert_eq!(p.dir_for("cpu").unwrap(), Path::new("/sys/fs/cgroup/cpu/user/me/pod/c1"));
+        assert_eq!(p.dir_for("name=systemd").unwrap(), Path::new("/sys/fs/cgroup/systemd/pod/c1"));
     }
 
     #[test]
     fn resolve_v2_and_rejects_dotdot() {
-        let p = resolve(
-            Path::new("/sys/fs/cgroup"),
-            true,
-            "",
-            "0::/x\n",
-            Path::new("/a/b"),
-        )
-        .unwrap();
-        assert_eq!(
-            p.dir_for("memory").unwrap(),
-            Path::new("/sys/fs/cgroup/a/b")
-        );
-        let p = resolve(
-            Path::new("/sys/fs/cgroup"),
-            true,
-            "",
-            "0::/x\n",
-            Path::new("a"),
-        )
-        .unwrap();
+        let p = resolve(Path::new("/sys/fs/cgroup"), true, "", "0::/x\n", Path::new("/a/b")).unwrap();
+        assert_eq!(p.dir_for("memory").unwrap(), Path::new("/sys/fs/cgroup/a/b"));
+        let p = resolve(Path::new("/sys/fs/cgroup"), true, "", "0::/x\n", Path::new("a")).unwrap();
         assert_eq!(p.dir_for("").unwrap(), Path::new("/sys/fs/cgroup/x/a"));
-        assert!(resolve(
-            Path::new("/sys/fs/cgroup"),
-            true,
-            "",
-            "0::/\n",
-            Path::new("/a/../../etc")
-        )
-        .is_err());
+        assert!(resolve(Path::new("/sys/fs/cgroup"), true, "", "0::/\n", Path::new("/a/../../etc")).is_err());
     }
 
     #[test]
@@ -500,35 +358,20 @@ mod tests {
         }
         let paths = CgroupPaths {
             v2: false,
-            dirs: [
-                ("memory".into(), mem.clone()),
-                ("pids".into(), pids.clone()),
-                ("devices".into(), devices.clone()),
-            ]
-            .into(),
+            dirs: [("memory".into(), mem.clone()), ("pids".into(), pids.clone()), ("devices".into(), devices.clone())].into(),
         };
-        let res: LinuxResources =
-            serde_json::from_str(r#"{"memory":{"limit":1000000},"pids":{"limit":5}}"#).unwrap();
+        let res: LinuxResources = serde_json::from_str(r#"{"memory":{"limit":1000000},"pids":{"limit":5}}"#).unwrap();
         paths.apply(Some(&res)).unwrap();
-        assert_eq!(
-            fs::read_to_string(mem.join("memory.limit_in_bytes")).unwrap(),
-            "1000000"
-        );
+        assert_eq!(fs::read_to_string(mem.join("memory.limit_in_bytes")).unwrap(), "1000000");
         assert_eq!(fs::read_to_string(pids.join("pids.max")).unwrap(), "5");
         // the last devices write wins in a plain file; the real one appends
-        assert_eq!(
-            fs::read_to_string(devices.join("devices.allow")).unwrap(),
-            "c 136:* rwm"
-        );
+        assert_eq!(fs::read_to_string(devices.join("devices.allow")).unwrap(), "c 136:* rwm");
     }
 
     #[test]
     fn apply_v1_fails_naming_missing_controller() {
         let tmp = tempfile::tempdir().unwrap();
-        let paths = CgroupPaths {
-            v2: false,
-            dirs: [("memory".into(), tmp.path().to_path_buf())].into(),
-        };
+        let paths = CgroupPaths { v2: false, dirs: [("memory".into(), tmp.path().to_path_buf())].into() };
         let res: LinuxResources = serde_json::from_str(r#"{"pids":{"limit":5}}"#).unwrap();
         let err = paths.apply(Some(&res)).unwrap_err().to_string();
         assert!(err.contains("pids"), "{err}");
@@ -538,10 +381,7 @@ mod tests {
     fn frozen_state_read_from_fixture() {
         let tmp = tempfile::tempdir().unwrap();
         fs::write(tmp.path().join("cgroup.freeze"), "1\n").unwrap();
-        let paths = CgroupPaths {
-            v2: true,
-            dirs: [(String::new(), tmp.path().to_path_buf())].into(),
-        };
+        let paths = CgroupPaths { v2: true, dirs: [(String::new(), tmp.path().to_path_buf())].into() };
         assert!(paths.is_frozen());
         fs::write(tmp.path().join("cgroup.procs"), "12\n13\n").unwrap();
         assert_eq!(paths.pids().unwrap(), vec![12, 13]);

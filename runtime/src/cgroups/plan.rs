@@ -14,32 +14,16 @@ pub struct Write {
 }
 
 fn w(controller: &'static str, file: impl Into<String>, value: impl ToString) -> Write {
-    Write {
-        controller,
-        file: file.into(),
-        value: value.to_string(),
-    }
+    Write { controller, file: file.into(), value: value.to_string() }
 }
 
 /// Device rules always allowed, after the configured ones (as runc does): the
 /// default devices every container gets, and mknod of anything.
 pub fn default_device_rules() -> Vec<DeviceRule> {
-    let c = |major, minor, access: &str| DeviceRule {
-        allow: true,
-        kind: 'c',
-        major,
-        minor,
-        access: access.into(),
-    };
+    let c = |major, minor, access: &str| DeviceRule { allow: true, kind: 'c', major, minor, access: access.into() };
     vec![
         c(None, None, "m"),
-        DeviceRule {
-            allow: true,
-            kind: 'b',
-            major: None,
-            minor: None,
-            access: "m".into(),
-        },
+        DeviceRule { allow: true, kind: 'b', major: None, minor: None, access: "m".into() },
         c(Some(1), Some(3), "rwm"),
         c(Some(1), Some(5), "rwm"),
         c(Some(1), Some(7), "rwm"),
@@ -70,26 +54,13 @@ impl DeviceRule {
             None | Some(LinuxDeviceType::A) => 'a',
             Some(LinuxDeviceType::C) | Some(LinuxDeviceType::U) => 'c',
             Some(LinuxDeviceType::B) => 'b',
-            Some(other) => {
-                return Err(CgroupError::Invalid(format!(
-                    "device rule type {:?} cannot be used in a cgroup rule",
-                    other
-                )))
-            }
+            Some(other) => return Err(CgroupError::Invalid(format!("device rule type {:?} cannot be used in a cgroup rule", other))),
         };
         let access = d.access().clone().unwrap_or_else(|| "rwm".into());
         if access.is_empty() || !access.chars().all(|c| "rwm".contains(c)) {
-            return Err(CgroupError::Invalid(format!(
-                "device rule access {access:?} is not a subset of \"rwm\""
-            )));
+            return Err(CgroupError::Invalid(format!("device rule access {access:?} is not a subset of \"rwm\"")));
         }
-        Ok(DeviceRule {
-            allow: d.allow(),
-            kind,
-            major: d.major(),
-            minor: d.minor(),
-            access,
-        })
+        Ok(DeviceRule { allow: d.allow(), kind, major: d.major(), minor: d.minor(), access })
     }
 
     /// The line v1's devices.allow / devices.deny take: "c 1:3 rwm".
@@ -98,13 +69,7 @@ impl DeviceRule {
         if self.kind == 'a' && self.major.is_none() && self.minor.is_none() {
             return "a".into();
         }
-        format!(
-            "{} {}:{} {}",
-            self.kind,
-            n(self.major),
-            n(self.minor),
-            self.access
-        )
+        format!("{} {}:{} {}", self.kind, n(self.major), n(self.minor), self.access)
     }
 }
 
@@ -121,13 +86,7 @@ pub fn device_rules(res: Option<&LinuxResources>) -> Result<Vec<DeviceRule>, Cgr
     }
     let at = rules
         .iter()
-        .rposition(|r| {
-            !r.allow
-                && r.kind == 'a'
-                && r.major.is_none()
-                && r.minor.is_none()
-                && r.access.len() == 3
-        })
+        .rposition(|r| !r.allow && r.kind == 'a' && r.major.is_none() && r.minor.is_none() && r.access.len() == 3)
         .map_or(0, |i| i + 1);
     rules.splice(at..at, default_device_rules());
     Ok(rules)
@@ -171,9 +130,7 @@ pub fn plan_v1(res: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
         }
         if let Some(s) = m.swappiness() {
             if s > 100 {
-                return Err(CgroupError::Invalid(format!(
-                    "memory swappiness {s} is above 100"
-                )));
+                return Err(CgroupError::Invalid(format!("memory swappiness {s} is above 100")));
             }
             out.push(w("memory", "memory.swappiness", s));
         }
@@ -216,75 +173,41 @@ pub fn plan_v1(res: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
         }
         for d in b.weight_device().iter().flatten() {
             if let Some(wt) = d.weight() {
-                out.push(w(
-                    "blkio",
-                    "blkio.weight_device",
-                    format!("{}:{} {}", d.major(), d.minor(), wt),
-                ));
+                out.push(w("blkio", "blkio.weight_device", format!("{}:{} {}", d.major(), d.minor(), wt)));
             }
         }
         let throttles = [
-            (
-                "blkio.throttle.read_bps_device",
-                b.throttle_read_bps_device(),
-            ),
-            (
-                "blkio.throttle.write_bps_device",
-                b.throttle_write_bps_device(),
-            ),
-            (
-                "blkio.throttle.read_iops_device",
-                b.throttle_read_iops_device(),
-            ),
-            (
-                "blkio.throttle.write_iops_device",
-                b.throttle_write_iops_device(),
-            ),
+            ("blkio.throttle.read_bps_device", b.throttle_read_bps_device()),
+            ("blkio.throttle.write_bps_device", b.throttle_write_bps_device()),
+            ("blkio.throttle.read_iops_device", b.throttle_read_iops_device()),
+            ("blkio.throttle.write_iops_device", b.throttle_write_iops_device()),
         ];
         for (file, devs) in throttles {
             for d in devs.iter().flatten() {
-                out.push(w(
-                    "blkio",
-                    file,
-                    format!("{}:{} {}", d.major(), d.minor(), d.rate()),
-                ));
+                out.push(w("blkio", file, format!("{}:{} {}", d.major(), d.minor(), d.rate())));
             }
         }
     }
     for h in res.hugepage_limits().iter().flatten() {
-        out.push(w(
-            "hugetlb",
-            format!("hugetlb.{}.limit_in_bytes", h.page_size()),
-            h.limit(),
-        ));
+        out.push(w("hugetlb", format!("hugetlb.{}.limit_in_bytes", h.page_size()), h.limit()));
     }
     if let Some(n) = res.network() {
         if let Some(id) = n.class_id() {
             out.push(w("net_cls", "net_cls.classid", id));
         }
         for p in n.priorities().iter().flatten() {
-            out.push(w(
-                "net_prio",
-                "net_prio.ifpriomap",
-                format!("{} {}", p.name(), p.priority()),
-            ));
+            out.push(w("net_prio", "net_prio.ifpriomap", format!("{} {}", p.name(), p.priority())));
         }
     }
     if let Some(u) = res.unified() {
         if !u.is_empty() {
-            return Err(CgroupError::Invalid(
-                "linux.resources.unified needs cgroup v2, but this host runs cgroup v1".into(),
-            ));
+            return Err(CgroupError::Invalid("linux.resources.unified needs cgroup v2, but this host runs cgroup v1".into()));
         }
     }
     // Devices: deny everything, then apply the rules in order.
     out.push(w("devices", "devices.deny", "a"));
     for rule in device_rules(Some(res))? {
-        let file = if rule.allow {
-            "devices.allow"
-        } else {
-            "devices.deny"
-        };
+        let file = if rule.allow { "devices.allow" } else { "devices.deny" };
         out.push(w("devices", file, rule.v1_line()));
     }
     Ok(out)
@@ -305,9 +228,7 @@ pub fn plan_v2(res: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
                 (s, _) if s < 0 => "max".to_string(),
                 (s, Some(l)) if l >= 0 => {
                     if s < l {
-                        return Err(CgroupError::Invalid(format!(
-                            "memory swap {s} is below the memory limit {l}"
-                        )));
+                        return Err(CgroupError::Invalid(format!("memory swap {s} is below the memory limit {l}")));
                     }
                     (s - l).to_string()
                 }
@@ -316,9 +237,7 @@ pub fn plan_v2(res: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
             out.push(w("memory", "memory.swap.max", v));
         }
         if m.disable_oom_killer() == Some(true) {
-            return Err(CgroupError::Invalid(
-                "disableOOMKiller is not supported on cgroup v2".into(),
-            ));
+            return Err(CgroupError::Invalid("disableOOMKiller is not supported on cgroup v2".into()));
         }
     }
     if let Some(c) = res.cpu() {
@@ -326,11 +245,7 @@ pub fn plan_v2(res: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
             out.push(w("cpu", "cpu.weight", shares_to_weight(s)));
         }
         match (c.quota(), c.period()) {
-            (Some(q), p) => out.push(w(
-                "cpu",
-                "cpu.max",
-                format!("{} {}", limit_v2(q), p.unwrap_or(100_000)),
-            )),
+            (Some(q), p) => out.push(w("cpu", "cpu.max", format!("{} {}", limit_v2(q), p.unwrap_or(100_000)))),
             (None, Some(p)) => out.push(w("cpu", "cpu.max", format!("max {p}"))),
             (None, None) => {}
         }
@@ -349,19 +264,11 @@ pub fn plan_v2(res: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
     }
     if let Some(b) = res.block_io() {
         if let Some(wt) = b.weight() {
-            out.push(w(
-                "io",
-                "io.weight",
-                format!("default {}", blkio_weight_to_io(wt)),
-            ));
+            out.push(w("io", "io.weight", format!("default {}", blkio_weight_to_io(wt))));
         }
         for d in b.weight_device().iter().flatten() {
             if let Some(wt) = d.weight() {
-                out.push(w(
-                    "io",
-                    "io.weight",
-                    format!("{}:{} {}", d.major(), d.minor(), blkio_weight_to_io(wt)),
-                ));
+                out.push(w("io", "io.weight", format!("{}:{} {}", d.major(), d.minor(), blkio_weight_to_io(wt))));
             }
         }
         let throttles = [
@@ -372,29 +279,19 @@ pub fn plan_v2(res: &LinuxResources) -> Result<Vec<Write>, CgroupError> {
         ];
         for (key, devs) in throttles {
             for d in devs.iter().flatten() {
-                out.push(w(
-                    "io",
-                    "io.max",
-                    format!("{}:{} {}={}", d.major(), d.minor(), key, d.rate()),
-                ));
+                out.push(w("io", "io.max", format!("{}:{} {}={}", d.major(), d.minor(), key, d.rate())));
             }
         }
     }
     for h in res.hugepage_limits().iter().flatten() {
-        out.push(w(
-            "hugetlb",
-            format!("hugetlb.{}.max", h.page_size()),
-            h.limit(),
-        ));
+        out.push(w("hugetlb", format!("hugetlb.{}.max", h.page_size()), h.limit()));
     }
     if let Some(u) = res.unified() {
         let mut keys: Vec<_> = u.keys().collect();
         keys.sort();
         for k in keys {
             if k.contains('/') || k.starts_with('.') {
-                return Err(CgroupError::Invalid(format!(
-                    "unified key {k:?} is not a cgroup file name"
-                )));
+                return Err(CgroupError::Invalid(format!("unified key {k:?} is not a cgroup file name")));
             }
             out.push(w("", k.clone(), &u[k]));
         }
@@ -421,10 +318,7 @@ mod tests {
         assert!(p.contains(&w("cpu", "cpu.shares", 512)));
         assert!(p.contains(&w("cpuset", "cpuset.cpus", "0")));
         assert!(p.contains(&w("pids", "pids.max", 10)));
-        let period = p
-            .iter()
-            .position(|x| x.file == "cpu.cfs_period_us")
-            .unwrap();
+        let period = p.iter().position(|x| x.file == "cpu.cfs_period_us").unwrap();
         let quota = p.iter().position(|x| x.file == "cpu.cfs_quota_us").unwrap();
         assert!(period < quota, "period must be set before quota");
     }
@@ -434,11 +328,7 @@ mod tests {
         let r = res(
             r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":10,"minor":200,"access":"rw"},{"allow":false,"type":"c","major":1,"minor":3,"access":"w"}]}"#,
         );
-        let p: Vec<_> = plan_v1(&r)
-            .unwrap()
-            .into_iter()
-            .filter(|x| x.controller == "devices")
-            .collect();
+        let p: Vec<_> = plan_v1(&r).unwrap().into_iter().filter(|x| x.controller == "devices").collect();
         assert_eq!(p[0], w("devices", "devices.deny", "a"));
         assert_eq!(p[1], w("devices", "devices.deny", "a"));
         assert_eq!(p[2], w("devices", "devices.allow", "c *:* m"));

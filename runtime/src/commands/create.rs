@@ -13,10 +13,9 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use crate::atomic;
 use crate::cgroups::{CgroupError, CgroupPaths};
 use crate::cli::{CreateArgs, GlobalOpts};
+use crate::hooks::HookState;
 use crate::paths;
-use crate::process::{
-    self, capabilities, init::ChildConfig, namespaces, seccomp, ParentSteps, SpawnError,
-};
+use crate::process::{self, capabilities, init::ChildConfig, namespaces, seccomp, ParentSteps, SpawnError};
 use crate::state::{self, State, StateError};
 
 #[derive(Debug, thiserror::Error)]
@@ -69,10 +68,7 @@ pub enum CreateError {
 }
 
 pub fn load_spec(bundle: &Path) -> Result<(PathBuf, Spec), CreateError> {
-    let bundle = fs::canonicalize(bundle).map_err(|source| CreateError::Bundle {
-        path: bundle.to_path_buf(),
-        source,
-    })?;
+    let bundle = fs::canonicalize(bundle).map_err(|source| CreateError::Bundle { path: bundle.to_path_buf(), source })?;
     let path = bundle.join(paths::CONFIG_FILE);
     let spec = Spec::load(&path).map_err(|source| CreateError::Config { path, source })?;
     Ok((bundle, spec))
@@ -101,19 +97,13 @@ pub fn validate(spec: &Spec) -> Result<(), CreateError> {
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
         return invalid("hostname needs a new UTS namespace");
     }
-    if (linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty()))
-        && !has(LinuxNamespaceType::User)
-    {
+    if (linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())) && !has(LinuxNamespaceType::User) {
         return invalid("uidMappings need a user namespace");
     }
     for (k, _) in linux.sysctl().iter().flatten() {
         let ns = if k.starts_with("net.") {
             Some(LinuxNamespaceType::Network)
-        } else if k.starts_with("kernel.shm")
-            || k.starts_with("kernel.msg")
-            || k == "kernel.sem"
-            || k.starts_with("fs.mqueue.")
-        {
+        } else if k.starts_with("kernel.shm") || k.starts_with("kernel.msg") || k == "kernel.sem" || k.starts_with("fs.mqueue.") {
             Some(LinuxNamespaceType::Ipc)
         } else if k == "kernel.hostname" || k == "kernel.domainname" {
             Some(LinuxNamespaceType::Uts)
@@ -122,21 +112,9 @@ pub fn validate(spec: &Spec) -> Result<(), CreateError> {
         };
         match ns {
             Some(t) if has(t) => {}
-            Some(t) => {
-                return Err(CreateError::Invalid(format!(
-                    "sysctl {k} needs a new {} namespace",
-                    namespaces::kind_name(t)
-                )))
-            }
-            None => {
-                return Err(CreateError::Invalid(format!(
-                    "sysctl {k} is not namespaced: it would change the host"
-                )))
-            }
+            Some(t) => return Err(CreateError::Invalid(format!("sysctl {k} needs a new {} namespace", namespaces::kind_name(t)))),
+            None => return Err(CreateError::Invalid(format!("sysctl {k} is not namespaced: it would change the host"))),
         }
-    }
-    if spec.hooks().is_some() {
-        return invalid("hooks are not supported yet");
     }
     if linux.intel_rdt().is_some() {
         return invalid("intelRdt is not supported");
@@ -180,15 +158,8 @@ pub fn create(g: &GlobalOpts, a: &CreateArgs) -> Result<State, CreateError> {
     let (bundle, spec) = load_spec(&a.bundle)?;
     validate(&spec)?;
     let root_path = spec.root().as_ref().expect("validated").path();
-    let rootfs_in = if root_path.is_absolute() {
-        root_path.clone()
-    } else {
-        bundle.join(root_path)
-    };
-    let rootfs = fs::canonicalize(&rootfs_in).map_err(|source| CreateError::Rootfs {
-        path: rootfs_in.clone(),
-        source,
-    })?;
+    let rootfs_in = if root_path.is_absolute() { root_path.clone() } else { bundle.join(root_path) };
+    let rootfs = fs::canonicalize(&rootfs_in).map_err(|source| CreateError::Rootfs { path: rootfs_in.clone(), source })?;
     let linux = spec.linux().as_ref().expect("validated");
     let process = spec.process().as_ref().expect("validated");
     let ns_plan = namespaces::plan(&linux.namespaces().clone().unwrap_or_default())?;
@@ -196,51 +167,24 @@ pub fn create(g: &GlobalOpts, a: &CreateArgs) -> Result<State, CreateError> {
     let console = a
         .console_socket
         .as_ref()
-        .map(|p| {
-            UnixStream::connect(p).map_err(|source| CreateError::Console {
-                path: p.clone(),
-                source,
-            })
-        })
+        .map(|p| UnixStream::connect(p).map_err(|source| CreateError::Console { path: p.clone(), source }))
         .transpose()?;
     if process.terminal() == Some(true) && console.is_none() {
-        return Err(CreateError::Invalid(
-            "process.terminal is set: --console-socket is required".into(),
-        ));
+        return Err(CreateError::Invalid("process.terminal is set: --console-socket is required".into()));
     }
 
-    fs::create_dir_all(&g.root).map_err(|source| CreateError::Io {
-        op: "create state root",
-        path: g.root.clone(),
-        source,
-    })?;
+    fs::create_dir_all(&g.root).map_err(|source| CreateError::Io { op: "create state root", path: g.root.clone(), source })?;
     let dir = paths::container_dir(&g.root, &a.id);
     match fs::create_dir(&dir) {
         Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            return Err(StateError::Exists(a.id.clone()).into())
-        }
-        Err(source) => {
-            return Err(CreateError::Io {
-                op: "create state dir",
-                path: dir,
-                source,
-            })
-        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(StateError::Exists(a.id.clone()).into()),
+        Err(source) => return Err(CreateError::Io { op: "create state dir", path: dir, source }),
     }
     // No flock here: mkdir already made this create the only one for the id,
     // and the child would inherit a lock fd until its execve.
-    let mut cleanup = Cleanup {
-        dir: &dir,
-        cgroup: None,
-        pid: None,
-        armed: true,
-    };
+    let mut cleanup = Cleanup { dir: &dir, cgroup: None, pid: None, armed: true };
 
-    let cg_path = linux
-        .cgroups_path()
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("/{}", a.id)));
+    let cg_path = linux.cgroups_path().clone().unwrap_or_else(|| PathBuf::from(format!("/{}", a.id)));
     let cgroup = CgroupPaths::for_host(&cg_path)?;
     cleanup.cgroup = Some(cgroup.clone());
     cgroup.create()?;
@@ -251,12 +195,21 @@ pub fn create(g: &GlobalOpts, a: &CreateArgs) -> Result<State, CreateError> {
         join.push((*t, path.clone(), namespaces::open(*t, path)?));
     }
     let start_path = dir.join(paths::START_SOCKET);
-    let start = UnixListener::bind(&start_path).map_err(|source| CreateError::Io {
-        op: "listen on",
-        path: start_path,
-        source,
-    })?;
+    let start = UnixListener::bind(&start_path).map_err(|source| CreateError::Io { op: "listen on", path: start_path, source })?;
     let available = caps::read(None, caps::CapSet::Bounding).unwrap_or_default();
+    let hook_state = HookState {
+        oci_version: state::OCI_VERSION.into(),
+        id: a.id.clone(),
+        status: "creating".into(),
+        pid: 0,
+        bundle: bundle.clone(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+    };
+    let hooks = spec.hooks().clone().unwrap_or_default();
+    let create_hooks = vec![
+        ("prestart", hooks.prestart().clone().unwrap_or_default()),
+        ("createRuntime", hooks.create_runtime().clone().unwrap_or_default()),
+    ];
     let child = ChildConfig {
         process,
         spec: Some(&spec),
@@ -270,6 +223,8 @@ pub fn create(g: &GlobalOpts, a: &CreateArgs) -> Result<State, CreateError> {
         start: Some(start),
         preserve_fds: a.preserve_fds,
         no_pivot: a.no_pivot,
+        hooks: spec.hooks().clone(),
+        hook_state: Some(hook_state.clone()),
     };
     let steps = ParentSteps {
         uid_mappings: linux.uid_mappings().as_deref().unwrap_or(&[]),
@@ -278,12 +233,12 @@ pub fn create(g: &GlobalOpts, a: &CreateArgs) -> Result<State, CreateError> {
         oom_score_adj: process.oom_score_adj(),
         time_offsets: linux.time_offsets().as_ref(),
         wait_ready: true,
+        create_hooks,
+        hook_state: Some(&hook_state),
     };
     let pid = process::spawn(&child, &steps)?;
     cleanup.pid = Some(pid);
-    let pid_start = state::proc_stat(pid.as_raw())
-        .map(|s| s.start_time)
-        .unwrap_or(0);
+    let pid_start = state::proc_stat(pid.as_raw()).map(|s| s.start_time).unwrap_or(0);
     let st = State {
         version: state::STATE_VERSION,
         id: a.id.clone(),
@@ -295,21 +250,15 @@ pub fn create(g: &GlobalOpts, a: &CreateArgs) -> Result<State, CreateError> {
         annotations: spec.annotations().clone().unwrap_or_default(),
         cgroup,
         use_terminal: process.terminal() == Some(true),
-        namespaces: ns_plan
-            .has
-            .iter()
-            .map(|t| namespaces::kind_name(*t).to_string())
-            .collect(),
-        hooks: None,
+        namespaces: ns_plan.has.iter().map(|t| namespaces::kind_name(*t).to_string()).collect(),
+        hooks: spec.hooks().clone(),
     };
     st.save(&g.root)?;
     if let Some(pf) = &a.pid_file {
-        atomic::write_file(pf, pid.as_raw().to_string().as_bytes()).map_err(|source| {
-            CreateError::Io {
-                op: "write pid file",
-                path: pf.clone(),
-                source,
-            }
+        atomic::write_file(pf, pid.as_raw().to_string().as_bytes()).map_err(|source| CreateError::Io {
+            op: "write pid file",
+            path: pf.clone(),
+            source,
         })?;
     }
     cleanup.armed = false;

@@ -32,19 +32,13 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), DeleteError> {
         Ok(st) => st,
         // A create that died before writing its state: only the directory is left.
         Err(StateError::NotFound(_)) if force => {
-            return std::fs::remove_dir_all(&dir)
-                .map_err(|source| DeleteError::Remove { path: dir, source });
+            return std::fs::remove_dir_all(&dir).map_err(|source| DeleteError::Remove { path: dir, source });
         }
         Err(e) => return Err(e.into()),
     };
     let status = st.status(root);
     if !status.can_delete() && !force {
-        return Err(StateError::BadStatus {
-            verb: "delete",
-            id: id.into(),
-            status,
-        }
-        .into());
+        return Err(StateError::BadStatus { verb: "delete", id: id.into(), status }.into());
     }
     if status != Status::Stopped {
         kill_all(&st)?;
@@ -57,6 +51,9 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), DeleteError> {
     }
     st.cgroup.destroy()?;
     std::fs::remove_dir_all(&dir).map_err(|source| DeleteError::Remove { path: dir, source })?;
+    if let Some(h) = st.hooks.as_ref().and_then(|h| h.poststop().as_ref()) {
+        crate::hooks::run_all_warn("poststop", h, &st.hook_state(Status::Stopped));
+    }
     tracing::debug!(id, "deleted");
     Ok(())
 }

@@ -48,14 +48,8 @@ fn build_process(a: &ExecArgs, base: &Process) -> anyhow::Result<Process> {
     if let Some(u) = &a.user {
         let (uid, gid) = u.split_once(':').unwrap_or((u, "0"));
         let mut user = p.user().clone();
-        user.set_uid(
-            uid.parse()
-                .with_context(|| format!("--user {u}: uid must be a number"))?,
-        );
-        user.set_gid(
-            gid.parse()
-                .with_context(|| format!("--user {u}: gid must be a number"))?,
-        );
+        user.set_uid(uid.parse().with_context(|| format!("--user {u}: uid must be a number"))?);
+        user.set_gid(gid.parse().with_context(|| format!("--user {u}: gid must be a number"))?);
         if !a.additional_gids.is_empty() {
             user.set_additional_gids(Some(a.additional_gids.clone()));
         }
@@ -67,23 +61,14 @@ fn build_process(a: &ExecArgs, base: &Process) -> anyhow::Result<Process> {
     if !a.cap.is_empty() {
         let mut caps = p.capabilities().clone().unwrap_or_default();
         let extra: oci_spec::runtime::Capabilities =
-            serde_json::from_value(serde_json::json!(a.cap))
-                .context("--cap: unknown capability")?;
+            serde_json::from_value(serde_json::json!(a.cap)).context("--cap: unknown capability")?;
         let add = |set: &Option<oci_spec::runtime::Capabilities>| {
             let mut s = set.clone().unwrap_or_default();
             s.extend(extra.iter().copied());
             Some(s)
         };
-        let (b, e, pm, i) = (
-            add(caps.bounding()),
-            add(caps.effective()),
-            add(caps.permitted()),
-            add(caps.inheritable()),
-        );
-        caps.set_bounding(b)
-            .set_effective(e)
-            .set_permitted(pm)
-            .set_inheritable(i);
+        let (b, e, pm, i) = (add(caps.bounding()), add(caps.effective()), add(caps.permitted()), add(caps.inheritable()));
+        caps.set_bounding(b).set_effective(e).set_permitted(pm).set_inheritable(i);
         p.set_capabilities(Some(caps));
     }
     Ok(p)
@@ -93,12 +78,7 @@ pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> anyhow::Result<i32> {
     let st = State::load(&g.root, &a.id)?;
     let status = st.status(&g.root);
     if !status.can_exec() {
-        return Err(StateError::BadStatus {
-            verb: "exec into",
-            id: a.id.clone(),
-            status,
-        }
-        .into());
+        return Err(StateError::BadStatus { verb: "exec into", id: a.id.clone(), status }.into());
     }
     let spec_path = st.bundle.join(crate::paths::CONFIG_FILE);
     let spec = Spec::load(&spec_path).with_context(|| format!("load {}", spec_path.display()))?;
@@ -125,10 +105,7 @@ pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> anyhow::Result<i32> {
     let console = a
         .console_socket
         .as_ref()
-        .map(|p| {
-            UnixStream::connect(p)
-                .with_context(|| format!("connect to console socket {}", p.display()))
-        })
+        .map(|p| UnixStream::connect(p).with_context(|| format!("connect to console socket {}", p.display())))
         .transpose()?;
     if process.terminal() == Some(true) && console.is_none() {
         bail!("--tty needs --console-socket");
@@ -147,6 +124,8 @@ pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> anyhow::Result<i32> {
         start: None,
         preserve_fds: a.preserve_fds,
         no_pivot: false,
+        hooks: None,
+        hook_state: None,
     };
     let steps = ParentSteps {
         uid_mappings: &[],
@@ -155,11 +134,12 @@ pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> anyhow::Result<i32> {
         oom_score_adj: None,
         time_offsets: None,
         wait_ready: false,
+        create_hooks: Vec::new(),
+        hook_state: None,
     };
     let pid = process::spawn(&child, &steps)?;
     if let Some(pf) = &a.pid_file {
-        atomic::write_file(pf, pid.as_raw().to_string().as_bytes())
-            .with_context(|| format!("write pid file {}", pf.display()))?;
+        atomic::write_file(pf, pid.as_raw().to_string().as_bytes()).with_context(|| format!("write pid file {}", pf.display()))?;
     }
     if a.detach {
         return Ok(0);

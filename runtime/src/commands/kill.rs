@@ -29,20 +29,12 @@ pub enum KillError {
 pub fn parse_signal(s: &str) -> Result<i32, KillError> {
     let bad = || KillError::BadSignal(s.to_string());
     if let Ok(n) = s.parse::<i32>() {
-        return if (1..=libc::SIGRTMAX()).contains(&n) {
-            Ok(n)
-        } else {
-            Err(bad())
-        };
+        return if (1..=libc::SIGRTMAX()).contains(&n) { Ok(n) } else { Err(bad()) };
     }
     let up = s.to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);
     let rt = |base: i32, rest: &str, sign: i32| -> Result<i32, KillError> {
-        let off: i32 = if rest.is_empty() {
-            0
-        } else {
-            rest.parse().map_err(|_| bad())?
-        };
+        let off: i32 = if rest.is_empty() { 0 } else { rest.parse().map_err(|_| bad())? };
         let n = base + sign * off;
         if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&n) {
             Ok(n)
@@ -56,9 +48,7 @@ pub fn parse_signal(s: &str) -> Result<i32, KillError> {
     if let Some(rest) = name.strip_prefix("RTMAX") {
         return rt(libc::SIGRTMAX(), rest.trim_start_matches('-'), -1);
     }
-    Signal::from_str(&format!("SIG{name}"))
-        .map(|s| s as i32)
-        .map_err(|_| bad())
+    Signal::from_str(&format!("SIG{name}")).map(|s| s as i32).map_err(|_| bad())
 }
 
 pub fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<(), KillError> {
@@ -66,12 +56,7 @@ pub fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<(), KillEr
     let st = State::load(root, id)?;
     let status = st.status(root);
     if !status.can_kill() {
-        return Err(StateError::BadStatus {
-            verb: "kill",
-            id: id.into(),
-            status,
-        }
-        .into());
+        return Err(StateError::BadStatus { verb: "kill", id: id.into(), status }.into());
     }
     let pids = if all { st.cgroup.pids()? } else { vec![st.pid] };
     for pid in pids {
@@ -79,11 +64,7 @@ pub fn kill(root: &Path, id: &str, signal: &str, all: bool) -> Result<(), KillEr
         if unsafe { libc::kill(pid, sig) } != 0 {
             let e = nix::Error::last();
             if e != nix::Error::ESRCH || pid == st.pid {
-                return Err(KillError::Kill {
-                    id: id.into(),
-                    pid,
-                    source: e,
-                });
+                return Err(KillError::Kill { id: id.into(), pid, source: e });
             }
         }
     }

@@ -6,16 +6,9 @@ use std::path::Path;
 use crate::cli::ListFormat;
 use crate::state::State;
 
-pub fn list(
-    root: &Path,
-    format: ListFormat,
-    quiet: bool,
-    out: &mut impl Write,
-) -> std::io::Result<()> {
+pub fn list(root: &Path, format: ListFormat, quiet: bool, out: &mut impl Write) -> std::io::Result<()> {
     let mut states: Vec<State> = match std::fs::read_dir(root) {
-        Ok(rd) => rd
-            .filter_map(|e| State::load(root, e.ok()?.file_name().to_str()?).ok())
-            .collect(),
+        Ok(rd) => rd.filter_map(|e| State::load(root, e.ok()?.file_name().to_str()?).ok()).collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(e),
     };
@@ -32,27 +25,11 @@ pub fn list(
             writeln!(out, "{}", serde_json::Value::Array(v))
         }
         ListFormat::Table => {
-            writeln!(
-                out,
-                "{:<24} {:<8} {:<10} {:<40} {:<32} OWNER",
-                "ID", "PID", "STATUS", "BUNDLE", "CREATED"
-            )?;
+            writeln!(out, "{:<24} {:<8} {:<10} {:<40} {:<32} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED")?;
             for s in &states {
                 let status = s.status(root);
-                let pid = if status == crate::state::Status::Stopped {
-                    0
-                } else {
-                    s.pid
-                };
-                writeln!(
-                    out,
-                    "{:<24} {:<8} {:<10} {:<40} {:<32} root",
-                    s.id,
-                    pid,
-                    status,
-                    s.bundle.display(),
-                    s.created
-                )?;
+                let pid = if status == crate::state::Status::Stopped { 0 } else { s.pid };
+                writeln!(out, "{:<24} {:<8} {:<10} {:<40} {:<32} root", s.id, pid, status, s.bundle.display(), s.created)?;
             }
             Ok(())
         }

@@ -12,15 +12,11 @@ pub fn spec(bundle: &Path, rootless: bool) -> anyhow::Result<()> {
     }
     let mut spec = Spec::default();
     if rootless {
-        let (uid, gid) = (
-            nix::unistd::getuid().as_raw(),
-            nix::unistd::getgid().as_raw(),
-        );
+        let (uid, gid) = (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw());
         spec.set_linux(Some(oci_spec::runtime::Linux::rootless(uid, gid)));
     }
     if let Some(p) = spec.process_mut() {
         p.set_terminal(Some(true));
     }
-    spec.save(&path)
-        .with_context(|| format!("write {}", path.display()))
+    spec.save(&path).with_context(|| format!("write {}", path.display()))
 }

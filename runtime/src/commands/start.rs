@@ -27,25 +27,19 @@ pub fn start(root: &Path, id: &str) -> Result<(), StartError> {
     let _lock = DirLock::acquire(&st.dir(root))?;
     let status = st.status(root);
     if !status.can_start() {
-        return Err(StateError::BadStatus {
-            verb: "start",
-            id: id.into(),
-            status,
-        }
-        .into());
+        return Err(StateError::BadStatus { verb: "start", id: id.into(), status }.into());
     }
     let sock = st.dir(root).join(paths::START_SOCKET);
-    let mut conn = UnixStream::connect(&sock).map_err(|source| StartError::Connect {
-        id: id.into(),
-        source,
-    })?;
+    let mut conn = UnixStream::connect(&sock).map_err(|source| StartError::Connect { id: id.into(), source })?;
     let mut msg = String::new();
     let _ = conn.read_to_string(&mut msg);
     let _ = std::fs::remove_file(&sock);
     if !msg.is_empty() {
         return Err(StartError::Exec { id: id.into(), msg });
     }
-    debug_assert!(st.status(root) != Status::Created);
+    if let Some(h) = st.hooks.as_ref().and_then(|h| h.poststart().as_ref()) {
+        crate::hooks::run_all_warn("poststart", h, &st.hook_state(Status::Running));
+    }
     tracing::debug!(id, "started");
     Ok(())
 }

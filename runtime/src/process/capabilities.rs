@@ -42,17 +42,8 @@ pub fn plan(caps: Option<&LinuxCapabilities>, available: &CapsHashSet) -> CapPla
     // The kernel raises an ambient capability only if it is permitted and
     // inheritable; runc skips the others with a warning, so do we (silently:
     // the child's stderr belongs to the container).
-    let ambient = convert(c.ambient(), available)
-        .into_iter()
-        .filter(|a| permitted.contains(a) && inheritable.contains(a))
-        .collect();
-    CapPlan {
-        bounding: convert(c.bounding(), available),
-        effective: convert(c.effective(), available),
-        permitted,
-        inheritable,
-        ambient,
-    }
+    let ambient = convert(c.ambient(), available).into_iter().filter(|a| permitted.contains(a) && inheritable.contains(a)).collect();
+    CapPlan { bounding: convert(c.bounding(), available), effective: convert(c.effective(), available), permitted, inheritable, ambient }
 }
 
 fn set(which: CapSet, name: &'static str, v: &CapsHashSet) -> Result<(), CapsError> {
@@ -62,15 +53,9 @@ fn set(which: CapSet, name: &'static str, v: &CapsHashSet) -> Result<(), CapsErr
 impl CapPlan {
     /// Before the uid switch: shrink the bounding set and set inheritable.
     pub fn apply_before_user(&self) -> Result<(), CapsError> {
-        let current = caps::read(None, CapSet::Bounding).map_err(|source| CapsError::Set {
-            set: "bounding",
-            source,
-        })?;
+        let current = caps::read(None, CapSet::Bounding).map_err(|source| CapsError::Set { set: "bounding", source })?;
         for c in current.difference(&self.bounding) {
-            caps::drop(None, CapSet::Bounding, *c).map_err(|source| CapsError::Set {
-                set: "bounding",
-                source,
-            })?;
+            caps::drop(None, CapSet::Bounding, *c).map_err(|source| CapsError::Set { set: "bounding", source })?;
         }
         set(CapSet::Inheritable, "inheritable", &self.inheritable)
     }
@@ -93,10 +78,9 @@ mod tests {
 
     #[test]
     fn plan_converts_and_filters_unavailable() {
-        let c: LinuxCapabilities = serde_json::from_str(
-            r#"{"bounding":["CAP_KILL","CAP_SYS_RESOURCE"],"effective":["CAP_KILL"],"permitted":["CAP_KILL"]}"#,
-        )
-        .unwrap();
+        let c: LinuxCapabilities =
+            serde_json::from_str(r#"{"bounding":["CAP_KILL","CAP_SYS_RESOURCE"],"effective":["CAP_KILL"],"permitted":["CAP_KILL"]}"#)
+                .unwrap();
         let available: CapsHashSet = [Capability::CAP_KILL].into();
         let p = plan(Some(&c), &available);
         assert_eq!(p.bounding, available);
@@ -106,21 +90,16 @@ mod tests {
 
     #[test]
     fn plan_keeps_ambient_only_if_permitted_and_inheritable() {
-        let c: LinuxCapabilities = serde_json::from_str(
-            r#"{"permitted":["CAP_KILL","CAP_CHOWN"],"inheritable":["CAP_KILL"],"ambient":["CAP_KILL","CAP_CHOWN"]}"#,
-        )
-        .unwrap();
+        let c: LinuxCapabilities =
+            serde_json::from_str(r#"{"permitted":["CAP_KILL","CAP_CHOWN"],"inheritable":["CAP_KILL"],"ambient":["CAP_KILL","CAP_CHOWN"]}"#)
+                .unwrap();
         let available: CapsHashSet = [Capability::CAP_KILL, Capability::CAP_CHOWN].into();
-        assert_eq!(
-            plan(Some(&c), &available).ambient,
-            [Capability::CAP_KILL].into()
-        );
+        assert_eq!(plan(Some(&c), &available).ambient, [Capability::CAP_KILL].into());
     }
 
     #[test]
     fn unknown_capability_name_is_a_parse_error() {
-        let r: Result<LinuxCapabilities, _> =
-            serde_json::from_str(r#"{"bounding":["CAP_NOT_A_THING"]}"#);
+        let r: Result<LinuxCapabilities, _> = serde_json::from_str(r#"{"bounding":["CAP_NOT_A_THING"]}"#);
         assert!(r.is_err());
     }
 }

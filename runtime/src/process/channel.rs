@@ -31,10 +31,7 @@ pub enum ChannelError {
     #[error("the container process exited before it was ready")]
     Closed,
     #[error("unexpected message: expected {expected}, received {received:?}")]
-    Unexpected {
-        expected: &'static str,
-        received: Message,
-    },
+    Unexpected { expected: &'static str, received: Message },
     #[error("malformed message: {0}")]
     Malformed(#[source] serde_json::Error),
 }
@@ -44,6 +41,10 @@ pub enum Message {
     Go,
     Ready,
     Error(String),
+    /// Child: the rootfs is prepared; run prestart and createRuntime hooks.
+    RunHooks,
+    /// Parent: the hooks ran; go on.
+    HooksDone,
 }
 
 impl Message {
@@ -52,6 +53,8 @@ impl Message {
             Message::Go => "Go",
             Message::Ready => "Ready",
             Message::Error(_) => "Error",
+            Message::RunHooks => "RunHooks",
+            Message::HooksDone => "HooksDone",
         }
     }
 }
@@ -61,13 +64,8 @@ pub struct Channel {
 }
 
 pub fn pair() -> Result<(Channel, Channel), ChannelError> {
-    let (a, b) = socket::socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(ChannelError::Create)?;
+    let (a, b) =
+        socket::socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(ChannelError::Create)?;
     Ok((Channel { fd: a }, Channel { fd: b }))
 }
 
@@ -77,10 +75,7 @@ impl Channel {
         let data = serde_json::to_vec(msg).expect("message serializes");
         socket::send(self.fd.as_raw_fd(), &data, MsgFlags::MSG_NOSIGNAL)
             .map(drop)
-            .map_err(|source| ChannelError::Send {
-                msg: msg.name(),
-                source,
-            })
+            .map_err(|source| ChannelError::Send { msg: msg.name(), source })
     }
 
     pub fn recv(&self) -> Result<Message, ChannelError> {
@@ -97,26 +92,14 @@ impl Channel {
         serde_json::from_slice(&buf[..n]).map_err(ChannelError::Malformed)
     }
 
-    /// Waits for Ready; an Error from the child becomes `Err(Ok(text))`.
-    pub fn wait_ready(&self) -> Result<(), Result<String, ChannelError>> {
-        match self.recv() {
-            Ok(Message::Ready) => Ok(()),
-            Ok(Message::Error(e)) => Err(Ok(e)),
-            Ok(other) => Err(Err(ChannelError::Unexpected {
-                expected: "Ready",
-                received: other,
-            })),
-            Err(e) => Err(Err(e)),
-        }
+    pub fn wait_go(&self) -> Result<(), ChannelError> {
+        self.expect(Message::Go, "Go")
     }
 
-    pub fn wait_go(&self) -> Result<(), ChannelError> {
+    pub fn expect(&self, want: Message, name: &'static str) -> Result<(), ChannelError> {
         match self.recv()? {
-            Message::Go => Ok(()),
-            other => Err(ChannelError::Unexpected {
-                expected: "Go",
-                received: other,
-            }),
+            m if std::mem::discriminant(&m) == std::mem::discriminant(&want) => Ok(()),
+            other => Err(ChannelError::Unexpected { expected: name, received: other }),
         }
     }
 }
@@ -136,9 +119,8 @@ mod tests {
         let (a, b) = pair().unwrap();
         a.send(&Message::Go).unwrap();
         b.wait_go().unwrap();
-        b.send(&Message::Error("mount proc: denied".into()))
-            .unwrap();
-        assert_eq!(a.wait_ready().unwrap_err().unwrap(), "mount proc: denied");
+        b.send(&Message::Error("mount proc: denied".into())).unwrap();
+        assert!(matches!(a.recv().unwrap(), Message::Error(e) if e == "mount proc: denied"));
         drop(b);
         assert!(matches!(a.recv(), Err(ChannelError::Closed)));
     }

@@ -55,6 +55,8 @@ pub enum InitError {
     NotExecutable(String),
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
 }
 
 fn sys(step: impl Into<String>) -> impl FnOnce(nix::Error) -> InitError {
@@ -77,6 +79,9 @@ pub struct ChildConfig<'a> {
     pub start: Option<UnixListener>,
     pub preserve_fds: u32,
     pub no_pivot: bool,
+    /// Hooks of the container (init only) and the state they are given.
+    pub hooks: Option<oci_spec::runtime::Hooks>,
+    pub hook_state: Option<crate::hooks::HookState>,
 }
 
 /// The child's entry point: never returns.
@@ -101,10 +106,8 @@ fn child_main(cfg: &ChildConfig, chan: &Channel) -> Result<Never, InitError> {
     namespaces::unshare(cfg.ns.unshare_flags)?;
     if cfg.ns.new_user {
         // Become root of the new user namespace now that the maps exist.
-        nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
-            .map_err(sys("setresgid in user namespace"))?;
-        nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
-            .map_err(sys("setresuid in user namespace"))?;
+        nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).map_err(sys("setresgid in user namespace"))?;
+        nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).map_err(sys("setresuid in user namespace"))?;
     }
     let terminal = cfg.process.terminal() == Some(true);
     if cfg.spec.is_some() || terminal {
@@ -112,9 +115,7 @@ fn child_main(cfg: &ChildConfig, chan: &Channel) -> Result<Never, InitError> {
     }
     if let Some(spec) = cfg.spec {
         if !cfg.ns.contains(LinuxNamespaceType::Mount) {
-            return Err(InitError::Invalid(
-                "a mount namespace is required to set up the rootfs".into(),
-            ));
+            return Err(InitError::Invalid("a mount namespace is required to set up the rootfs".into()));
         }
         let setup = rootfs::Setup {
             spec,
@@ -124,6 +125,7 @@ fn child_main(cfg: &ChildConfig, chan: &Channel) -> Result<Never, InitError> {
             in_userns: cfg.ns.contains(LinuxNamespaceType::User),
         };
         rootfs::prepare(&setup)?;
+        run_create_hooks(cfg, chan)?;
         rootfs::pivot(&cfg.rootfs, cfg.no_pivot)?;
         if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
             nix::unistd::sethostname(h).map_err(sys(format!("set hostname {h:?}")))?;
@@ -133,9 +135,8 @@ fn child_main(cfg: &ChildConfig, chan: &Channel) -> Result<Never, InitError> {
         }
     }
     if terminal {
-        let sock = cfg.console.as_ref().ok_or_else(|| {
-            InitError::Invalid("process.terminal is set but no --console-socket was given".into())
-        })?;
+        let sock =
+            cfg.console.as_ref().ok_or_else(|| InitError::Invalid("process.terminal is set but no --console-socket was given".into()))?;
         setup_console(sock, cfg.process, cfg.spec.is_some())?;
     }
     if let Some(spec) = cfg.spec {
@@ -163,7 +164,7 @@ fn child_main(cfg: &ChildConfig, chan: &Channel) -> Result<Never, InitError> {
         }
         None => None,
     };
-    let result = finish_and_exec(cfg, &path, &argv, &envp);
+    let result = run_start_hooks(cfg).and_then(|()| finish_and_exec(cfg, &path, &argv, &envp));
     if let (Some(mut conn), Err(e)) = (start_conn, &result) {
         let _ = conn.write_all(e.to_string().as_bytes());
     }
@@ -173,38 +174,49 @@ fn child_main(cfg: &ChildConfig, chan: &Channel) -> Result<Never, InitError> {
 /// The last steps, kept short: after the seccomp filter is loaded, only
 /// capset, prctl and execve run, so a filter that blocks what setup needs
 /// (getcwd, mount, …) cannot break it.
-fn finish_and_exec(
-    cfg: &ChildConfig,
-    path: &CString,
-    argv: &[CString],
-    envp: &[CString],
-) -> Result<Never, InitError> {
+fn finish_and_exec(cfg: &ChildConfig, path: &CString, argv: &[CString], envp: &[CString]) -> Result<Never, InitError> {
     let nnp = cfg.process.no_new_privileges() == Some(true);
     if let (Some(filter), false) = (&cfg.seccomp, nnp) {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: keep it
         // effective until the filter is in.
         let permitted = caps::read(None, caps::CapSet::Permitted).unwrap_or_default();
         let _ = caps::set(None, caps::CapSet::Effective, &permitted);
-        filter.load().map_err(|source| SeccompError::Lib {
-            what: "load filter".into(),
-            source,
-        })?;
+        filter.load().map_err(|source| SeccompError::Lib { what: "load filter".into(), source })?;
     }
     cfg.caps.apply_after_user()?;
     if nnp {
         nix::sys::prctl::set_no_new_privs().map_err(sys("set no_new_privs"))?;
         if let Some(filter) = &cfg.seccomp {
-            filter.load().map_err(|source| SeccompError::Lib {
-                what: "load filter".into(),
-                source,
-            })?;
+            filter.load().map_err(|source| SeccompError::Lib { what: "load filter".into(), source })?;
         }
     }
     let err = nix::unistd::execve(path, argv, envp).unwrap_err();
-    Err(InitError::Sys {
-        step: format!("exec {:?}", path),
-        source: err,
-    })
+    Err(InitError::Sys { step: format!("exec {:?}", path), source: err })
+}
+
+/// Before pivot_root: the parent runs prestart and createRuntime hooks in the
+/// runtime namespaces, then we run createContainer hooks in ours.
+fn run_create_hooks(cfg: &ChildConfig, chan: &Channel) -> Result<(), InitError> {
+    let (Some(hooks), Some(state)) = (&cfg.hooks, &cfg.hook_state) else { return Ok(()) };
+    let parent_side =
+        hooks.prestart().as_ref().is_some_and(|h| !h.is_empty()) || hooks.create_runtime().as_ref().is_some_and(|h| !h.is_empty());
+    if parent_side {
+        chan.send(&Message::RunHooks)?;
+        chan.expect(Message::HooksDone, "HooksDone")?;
+    }
+    if let Some(h) = hooks.create_container() {
+        crate::hooks::run_all("createContainer", h, &state.with("creating", std::process::id() as i32))?;
+    }
+    Ok(())
+}
+
+/// After `start` released us, before the exec: startContainer hooks.
+fn run_start_hooks(cfg: &ChildConfig) -> Result<(), InitError> {
+    let (Some(hooks), Some(state)) = (&cfg.hooks, &cfg.hook_state) else { return Ok(()) };
+    if let Some(h) = hooks.start_container() {
+        crate::hooks::run_all("startContainer", h, &state.with("created", std::process::id() as i32))?;
+    }
+    Ok(())
 }
 
 fn accept_start(listener: &UnixListener) -> Result<UnixStream, InitError> {
@@ -212,12 +224,7 @@ fn accept_start(listener: &UnixListener) -> Result<UnixStream, InitError> {
         match listener.accept() {
             Ok((conn, _)) => return Ok(conn),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(source) => {
-                return Err(InitError::Io {
-                    step: "wait for start".into(),
-                    source,
-                })
-            }
+            Err(source) => return Err(InitError::Io { step: "wait for start".into(), source }),
         }
     }
 }
@@ -226,10 +233,7 @@ fn set_domainname(d: &str) -> Result<(), InitError> {
     // SAFETY: the pointer and length describe `d`, alive for the call.
     let rc = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
     if rc != 0 {
-        return Err(InitError::Io {
-            step: format!("set domainname {d:?}"),
-            source: io::Error::last_os_error(),
-        });
+        return Err(InitError::Io { step: format!("set domainname {d:?}"), source: io::Error::last_os_error() });
     }
     Ok(())
 }
@@ -240,34 +244,22 @@ fn write_sysctls(spec: &Spec) -> Result<(), InitError> {
     };
     for (k, v) in sysctl {
         let path = PathBuf::from("/proc/sys").join(k.replace('.', "/"));
-        std::fs::write(&path, v).map_err(|source| InitError::Io {
-            step: format!("sysctl {k}={v}"),
-            source,
-        })?;
+        std::fs::write(&path, v).map_err(|source| InitError::Io { step: format!("sysctl {k}={v}"), source })?;
     }
     Ok(())
 }
 
 fn setup_console(sock: &UnixStream, process: &Process, is_init: bool) -> Result<(), InitError> {
     use nix::fcntl::OFlag;
-    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
-        .map_err(sys("open /dev/ptmx"))?;
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).map_err(sys("open /dev/ptmx"))?;
     nix::pty::unlockpt(&master).map_err(sys("unlock pty"))?;
     let slave_path = nix::pty::ptsname_r(&master).map_err(sys("pty name"))?;
     if let Some(size) = process.console_size() {
-        let ws = nix::pty::Winsize {
-            ws_row: size.height() as u16,
-            ws_col: size.width() as u16,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
+        let ws = nix::pty::Winsize { ws_row: size.height() as u16, ws_col: size.width() as u16, ws_xpixel: 0, ws_ypixel: 0 };
         // SAFETY: TIOCSWINSZ reads a Winsize from the pointer, which is valid.
         let rc = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
         if rc != 0 {
-            return Err(InitError::Io {
-                step: "set console size".into(),
-                source: io::Error::last_os_error(),
-            });
+            return Err(InitError::Io { step: "set console size".into(), source: io::Error::last_os_error() });
         }
     }
     let slave: OwnedFd = std::fs::OpenOptions::new()
@@ -275,39 +267,24 @@ fn setup_console(sock: &UnixStream, process: &Process, is_init: bool) -> Result<
         .write(true)
         .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
         .open(&slave_path)
-        .map_err(|source| InitError::Io {
-            step: format!("open {slave_path}"),
-            source,
-        })?
+        .map_err(|source| InitError::Io { step: format!("open {slave_path}"), source })?
         .into();
     if is_init {
         let console = Path::new("/dev/console");
         rootfs::touch(console)?;
-        rootfs::do_mount(
-            Some(Path::new(&slave_path)),
-            console,
-            None,
-            nix::mount::MsFlags::MS_BIND,
-            None,
-        )?;
+        rootfs::do_mount(Some(Path::new(&slave_path)), console, None, nix::mount::MsFlags::MS_BIND, None)?;
     }
     send_fd(sock, master.as_raw_fd(), b"/dev/ptmx")?;
     drop(master);
     for fd in 0..3 {
         // SAFETY: dup2 onto the stdio numbers; nothing else owns them in this child.
         if unsafe { libc::dup2(slave.as_raw_fd(), fd) } < 0 {
-            return Err(InitError::Io {
-                step: "dup pty to stdio".into(),
-                source: io::Error::last_os_error(),
-            });
+            return Err(InitError::Io { step: "dup pty to stdio".into(), source: io::Error::last_os_error() });
         }
     }
     // SAFETY: TIOCSCTTY on fd 0, which we just made the pty slave.
     if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } != 0 {
-        return Err(InitError::Io {
-            step: "set controlling terminal".into(),
-            source: io::Error::last_os_error(),
-        });
+        return Err(InitError::Io { step: "set controlling terminal".into(), source: io::Error::last_os_error() });
     }
     Ok(())
 }
@@ -319,8 +296,7 @@ fn send_fd(sock: &UnixStream, fd: i32, name: &[u8]) -> Result<(), InitError> {
     let iov = [io::IoSlice::new(name)];
     let fds = [fd];
     let cmsg = [ControlMessage::ScmRights(&fds)];
-    sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)
-        .map_err(sys("send pty master to console socket"))?;
+    sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None).map_err(sys("send pty master to console socket"))?;
     Ok(())
 }
 
@@ -347,10 +323,7 @@ fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
 
 fn set_rlimits(p: &Process) -> Result<(), InitError> {
     for r in p.rlimits().iter().flatten() {
-        let lim = libc::rlimit {
-            rlim_cur: r.soft(),
-            rlim_max: r.hard(),
-        };
+        let lim = libc::rlimit { rlim_cur: r.soft(), rlim_max: r.hard() };
         // SAFETY: setrlimit reads the struct we pass; it is valid for the call.
         if unsafe { libc::setrlimit(rlimit_resource(r.typ()), &lim) } != 0 {
             return Err(InitError::Io {
@@ -365,29 +338,16 @@ fn set_rlimits(p: &Process) -> Result<(), InitError> {
 fn switch_user(p: &Process) -> Result<(), InitError> {
     let u = p.user();
     // Keep the permitted set across the uid change; capabilities are set right after.
-    caps::securebits::set_keepcaps(true).map_err(|source| CapsError::Set {
-        set: "keepcaps",
-        source,
-    })?;
-    let groups: Vec<Gid> = u
-        .additional_gids()
-        .iter()
-        .flatten()
-        .map(|g| Gid::from_raw(*g))
-        .collect();
-    let setgroups_denied = std::fs::read_to_string("/proc/self/setgroups")
-        .map(|s| s.trim() == "deny")
-        .unwrap_or(false);
+    caps::securebits::set_keepcaps(true).map_err(|source| CapsError::Set { set: "keepcaps", source })?;
+    let groups: Vec<Gid> = u.additional_gids().iter().flatten().map(|g| Gid::from_raw(*g)).collect();
+    let setgroups_denied = std::fs::read_to_string("/proc/self/setgroups").map(|s| s.trim() == "deny").unwrap_or(false);
     if !setgroups_denied {
         nix::unistd::setgroups(&groups).map_err(sys("setgroups"))?;
     }
     let (gid, uid) = (Gid::from_raw(u.gid()), Uid::from_raw(u.uid()));
     nix::unistd::setresgid(gid, gid, gid).map_err(sys(format!("setgid {}", u.gid())))?;
     nix::unistd::setresuid(uid, uid, uid).map_err(sys(format!("setuid {}", u.uid())))?;
-    caps::securebits::set_keepcaps(false).map_err(|source| CapsError::Set {
-        set: "keepcaps",
-        source,
-    })?;
+    caps::securebits::set_keepcaps(false).map_err(|source| CapsError::Set { set: "keepcaps", source })?;
     if let Some(mask) = u.umask() {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
     }
@@ -399,9 +359,7 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// Finds args[0] as execve will need it: a path with '/' as given, otherwise
 /// searched in the process's PATH.
 fn resolve_exec(args: &[String], env: &[String]) -> Result<CString, InitError> {
-    let name = args
-        .first()
-        .ok_or_else(|| InitError::Invalid("process.args must not be empty".into()))?;
+    let name = args.first().ok_or_else(|| InitError::Invalid("process.args must not be empty".into()))?;
     let check = |p: &Path| -> Option<Result<(), InitError>> {
         let meta = std::fs::metadata(p).ok()?;
         if meta.is_dir() || meta.permissions().mode() & 0o111 == 0 {
@@ -415,10 +373,7 @@ fn resolve_exec(args: &[String], env: &[String]) -> Result<CString, InitError> {
             None => Err(InitError::NotFound(name.clone())),
         }
     } else {
-        let path = env
-            .iter()
-            .find_map(|e| e.strip_prefix("PATH="))
-            .unwrap_or(DEFAULT_PATH);
+        let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
         let mut result = Err(InitError::NotFound(name.clone()));
         for dir in path.split(':').filter(|d| !d.is_empty()) {
             let cand = Path::new(dir).join(name);
@@ -433,39 +388,23 @@ fn resolve_exec(args: &[String], env: &[String]) -> Result<CString, InitError> {
         }
         result
     }?;
-    CString::new(found.into_os_string().into_encoded_bytes())
-        .map_err(|_| InitError::Invalid(format!("{name:?} contains a NUL byte")))
+    CString::new(found.into_os_string().into_encoded_bytes()).map_err(|_| InitError::Invalid(format!("{name:?} contains a NUL byte")))
 }
 
 fn cstrings(v: &[String]) -> Result<Vec<CString>, InitError> {
-    v.iter()
-        .map(|s| {
-            CString::new(s.as_bytes())
-                .map_err(|_| InitError::Invalid(format!("{s:?} contains a NUL byte")))
-        })
-        .collect()
+    v.iter().map(|s| CString::new(s.as_bytes()).map_err(|_| InitError::Invalid(format!("{s:?} contains a NUL byte")))).collect()
 }
 
 /// Every fd from `first` on closes at execve: nothing of the runtime's leaks.
 fn mark_cloexec_from(first: i32) -> Result<(), InitError> {
     // SAFETY: close_range only changes fd flags; CLOSE_RANGE_CLOEXEC closes nothing.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first as u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first as u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
     if rc == 0 {
         return Ok(());
     }
     // Kernels before 5.11: walk /proc/self/fd.
     let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
-        .map_err(|source| InitError::Io {
-            step: "list fds".into(),
-            source,
-        })?
+        .map_err(|source| InitError::Io { step: "list fds".into(), source })?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .filter(|fd| *fd >= first)
         .collect();
@@ -486,12 +425,7 @@ fn reset_signals() -> Result<(), InitError> {
         // SAFETY: installing SIG_DFL runs no handler code.
         let _ = unsafe { signal::signal(sig, SigHandler::SigDfl) };
     }
-    signal::sigprocmask(
-        signal::SigmaskHow::SIG_SETMASK,
-        Some(&SigSet::empty()),
-        None,
-    )
-    .map_err(sys("reset signal mask"))
+    signal::sigprocmask(signal::SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).map_err(sys("reset signal mask"))
 }
 
 #[cfg(test)]

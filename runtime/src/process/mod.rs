@@ -40,6 +40,8 @@ pub enum SpawnError {
     /// The child reported this error (its message names the step).
     #[error("{0}")]
     Child(String),
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
 }
 
 /// What the parent does between clone and Go.
@@ -48,10 +50,12 @@ pub struct ParentSteps<'a> {
     pub gid_mappings: &'a [LinuxIdMapping],
     pub cgroup: &'a CgroupPaths,
     pub oom_score_adj: Option<i32>,
-    pub time_offsets:
-        Option<&'a std::collections::HashMap<String, oci_spec::runtime::LinuxTimeOffset>>,
+    pub time_offsets: Option<&'a std::collections::HashMap<String, oci_spec::runtime::LinuxTimeOffset>>,
     /// Wait for Ready (init) rather than for the exec (channel closed).
     pub wait_ready: bool,
+    /// prestart and createRuntime hooks, run when the child asks.
+    pub create_hooks: Vec<(&'static str, Vec<oci_spec::runtime::Hook>)>,
+    pub hook_state: Option<&'a crate::hooks::HookState>,
 }
 
 fn write_proc(path: String, data: &str) -> Result<(), SpawnError> {
@@ -59,9 +63,7 @@ fn write_proc(path: String, data: &str) -> Result<(), SpawnError> {
 }
 
 pub fn id_map_text(maps: &[LinuxIdMapping]) -> String {
-    maps.iter()
-        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-        .collect()
+    maps.iter().map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size())).collect()
 }
 
 /// Clones the child with the planned namespaces and drives it to Ready (or,
@@ -72,20 +74,10 @@ pub fn spawn(cfg: &ChildConfig, steps: &ParentSteps) -> Result<Pid, SpawnError> 
         namespaces::join(*t, path, &f)?;
     }
     if cfg.ns.new_time {
-        namespaces::unshare(nix::sched::CloneFlags::from_bits_retain(
-            namespaces::CLONE_NEWTIME,
-        ))?;
+        namespaces::unshare(nix::sched::CloneFlags::from_bits_retain(namespaces::CLONE_NEWTIME))?;
         if let Some(offsets) = steps.time_offsets {
-            let text: String = offsets
-                .iter()
-                .map(|(clock, o)| {
-                    format!(
-                        "{clock} {} {}\n",
-                        o.secs().unwrap_or(0),
-                        o.nanosecs().unwrap_or(0)
-                    )
-                })
-                .collect();
+            let text: String =
+                offsets.iter().map(|(clock, o)| format!("{clock} {} {}\n", o.secs().unwrap_or(0), o.nanosecs().unwrap_or(0))).collect();
             write_proc("/proc/self/timens_offsets".into(), &text)?;
         }
     }
@@ -115,14 +107,8 @@ pub fn spawn(cfg: &ChildConfig, steps: &ParentSteps) -> Result<Pid, SpawnError> 
 
 fn drive(pid: Pid, chan: &channel::Channel, steps: &ParentSteps) -> Result<(), SpawnError> {
     if !steps.uid_mappings.is_empty() || !steps.gid_mappings.is_empty() {
-        write_proc(
-            format!("/proc/{pid}/uid_map"),
-            &id_map_text(steps.uid_mappings),
-        )?;
-        write_proc(
-            format!("/proc/{pid}/gid_map"),
-            &id_map_text(steps.gid_mappings),
-        )?;
+        write_proc(format!("/proc/{pid}/uid_map"), &id_map_text(steps.uid_mappings))?;
+        write_proc(format!("/proc/{pid}/gid_map"), &id_map_text(steps.gid_mappings))?;
     }
     steps.cgroup.add_pid(pid.as_raw())?;
     if let Some(adj) = steps.oom_score_adj {
@@ -130,29 +116,35 @@ fn drive(pid: Pid, chan: &channel::Channel, steps: &ParentSteps) -> Result<(), S
     }
     chan.send(&channel::Message::Go)?;
     if steps.wait_ready {
-        return chan.wait_ready().map_err(|e| match e {
-            Ok(msg) => SpawnError::Child(msg),
-            Err(ch) => SpawnError::Channel(ch),
-        });
+        loop {
+            match chan.recv()? {
+                channel::Message::Ready => return Ok(()),
+                channel::Message::Error(msg) => return Err(SpawnError::Child(msg)),
+                channel::Message::RunHooks => {
+                    if let Some(state) = steps.hook_state {
+                        let state = state.with("creating", pid.as_raw());
+                        for (kind, hooks) in &steps.create_hooks {
+                            crate::hooks::run_all(kind, hooks, &state)?;
+                        }
+                    }
+                    chan.send(&channel::Message::HooksDone)?;
+                }
+                other => return Err(SpawnError::Channel(ChannelError::Unexpected { expected: "Ready", received: other })),
+            }
+        }
     }
     // exec: the channel closes when execve succeeds (it is O_CLOEXEC).
     match chan.recv() {
         Err(ChannelError::Closed) => Ok(()),
         Ok(channel::Message::Error(msg)) => Err(SpawnError::Child(msg)),
-        Ok(other) => Err(SpawnError::Channel(ChannelError::Unexpected {
-            expected: "exec",
-            received: other,
-        })),
+        Ok(other) => Err(SpawnError::Channel(ChannelError::Unexpected { expected: "exec", received: other })),
         Err(e) => Err(SpawnError::Channel(e)),
     }
 }
 
 /// Opens the namespace files of a running process that differ from ours, for
 /// exec to join, user namespace first.
-pub fn namespaces_of(
-    pid: i32,
-    kinds: &[LinuxNamespaceType],
-) -> Result<Vec<(LinuxNamespaceType, std::path::PathBuf)>, NamespaceError> {
+pub fn namespaces_of(pid: i32, kinds: &[LinuxNamespaceType]) -> Result<Vec<(LinuxNamespaceType, std::path::PathBuf)>, NamespaceError> {
     use std::os::unix::fs::MetadataExt;
     let mut out = Vec::new();
     for t in kinds {
@@ -161,13 +153,7 @@ pub fn namespaces_of(
         let ours = Path::new("/proc/self/ns").join(name);
         let same = match (std::fs::metadata(&theirs), std::fs::metadata(&ours)) {
             (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
-            (Err(source), _) => {
-                return Err(NamespaceError::Open {
-                    kind: name,
-                    path: theirs,
-                    source,
-                })
-            }
+            (Err(source), _) => return Err(NamespaceError::Open { kind: name, path: theirs, source }),
             _ => false,
         };
         if !same {
@@ -214,8 +200,7 @@ mod tests {
 
     #[test]
     fn id_map_text_lines() {
-        let m: Vec<LinuxIdMapping> =
-            serde_json::from_str(r#"[{"containerID":0,"hostID":100000,"size":65536}]"#).unwrap();
+        let m: Vec<LinuxIdMapping> = serde_json::from_str(r#"[{"containerID":0,"hostID":100000,"size":65536}]"#).unwrap();
         assert_eq!(id_map_text(&m), "0 100000 65536\n");
     }
 }

@@ -112,8 +112,7 @@ impl Plan {
         self.has.contains(&t)
     }
     pub fn creates(&self, t: LinuxNamespaceType) -> bool {
-        (self.clone_flags | self.unshare_flags).contains(flag(t))
-            || (t == LinuxNamespaceType::Time && self.new_time)
+        (self.clone_flags | self.unshare_flags).contains(flag(t)) || (t == LinuxNamespaceType::Time && self.new_time)
     }
 }
 
@@ -125,24 +124,18 @@ pub fn plan(namespaces: &[LinuxNamespace]) -> Result<Plan, NamespaceError> {
         }
         p.has.push(ns.typ());
     }
-    let joined_user = namespaces
-        .iter()
-        .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_some());
+    let joined_user = namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_some());
     for t in JOIN_ORDER {
         let Some(ns) = namespaces.iter().find(|n| n.typ() == t) else {
             continue;
         };
         match (ns.path(), t) {
-            (Some(path), LinuxNamespaceType::Pid | LinuxNamespaceType::Time) => {
-                p.join_parent.push((t, path.clone()))
-            }
+            (Some(path), LinuxNamespaceType::Pid | LinuxNamespaceType::Time) => p.join_parent.push((t, path.clone())),
             (Some(path), _) => p.join_child.push((t, path.clone())),
             (None, LinuxNamespaceType::Time) => p.new_time = true,
             (None, LinuxNamespaceType::Cgroup) => p.unshare_flags |= CloneFlags::CLONE_NEWCGROUP,
             // A joined user namespace must own the new ones: unshare them after setns.
-            (None, LinuxNamespaceType::Pid) | (None, LinuxNamespaceType::User) => {
-                p.clone_flags |= flag(t)
-            }
+            (None, LinuxNamespaceType::Pid) | (None, LinuxNamespaceType::User) => p.clone_flags |= flag(t),
             (None, _) if joined_user => p.unshare_flags |= flag(t),
             (None, _) => p.clone_flags |= flag(t),
         }
@@ -154,19 +147,11 @@ pub fn plan(namespaces: &[LinuxNamespace]) -> Result<Plan, NamespaceError> {
 }
 
 pub fn open(t: LinuxNamespaceType, path: &Path) -> Result<File, NamespaceError> {
-    File::open(path).map_err(|source| NamespaceError::Open {
-        kind: kind_name(t),
-        path: path.to_path_buf(),
-        source,
-    })
+    File::open(path).map_err(|source| NamespaceError::Open { kind: kind_name(t), path: path.to_path_buf(), source })
 }
 
 pub fn join(t: LinuxNamespaceType, path: &Path, file: &File) -> Result<(), NamespaceError> {
-    nix::sched::setns(file.as_fd(), flag(t)).map_err(|source| NamespaceError::Join {
-        kind: kind_name(t),
-        path: path.to_path_buf(),
-        source,
-    })
+    nix::sched::setns(file.as_fd(), flag(t)).map_err(|source| NamespaceError::Join { kind: kind_name(t), path: path.to_path_buf(), source })
 }
 
 pub fn unshare(flags: CloneFlags) -> Result<(), NamespaceError> {
@@ -186,25 +171,17 @@ mod tests {
 
     #[test]
     fn plan_new_namespaces_go_to_clone() {
-        let p = plan(&nss(
-            r#"[{"type":"pid"},{"type":"mount"},{"type":"network"},{"type":"cgroup"}]"#,
-        ))
-        .unwrap();
-        assert_eq!(
-            p.clone_flags,
-            CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET
-        );
+        let p = plan(&nss(r#"[{"type":"pid"},{"type":"mount"},{"type":"network"},{"type":"cgroup"}]"#)).unwrap();
+        assert_eq!(p.clone_flags, CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET);
         assert_eq!(p.unshare_flags, CloneFlags::CLONE_NEWCGROUP);
         assert!(p.join_child.is_empty() && p.join_parent.is_empty());
     }
 
     #[test]
     fn plan_joined_pid_in_parent_user_first_in_child() {
-        let p = plan(&nss(r#"[{"type":"mount","path":"/m"},{"type":"pid","path":"/p"},{"type":"user","path":"/u"},{"type":"uts"}]"#)).unwrap();
-        assert_eq!(
-            p.join_parent,
-            vec![(LinuxNamespaceType::Pid, PathBuf::from("/p"))]
-        );
+        let p =
+            plan(&nss(r#"[{"type":"mount","path":"/m"},{"type":"pid","path":"/p"},{"type":"user","path":"/u"},{"type":"uts"}]"#)).unwrap();
+        assert_eq!(p.join_parent, vec![(LinuxNamespaceType::Pid, PathBuf::from("/p"))]);
         assert_eq!(p.join_child[0].0, LinuxNamespaceType::User);
         assert_eq!(p.join_child[1].0, LinuxNamespaceType::Mount);
         assert_eq!(p.unshare_flags, CloneFlags::CLONE_NEWUTS);

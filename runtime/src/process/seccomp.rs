@@ -2,12 +2,8 @@
 //! built in the parent (errors surface before any process exists) and loaded
 //! by the child as the last step before execve.
 
-use libseccomp::{
-    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
-};
-use oci_spec::runtime::{
-    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator, LinuxSyscall,
-};
+use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator, LinuxSyscall};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SeccompError {
@@ -30,24 +26,14 @@ const DEFAULT_ERRNO: i32 = libc::EPERM;
 
 pub fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Result<ScmpAction, SeccompError> {
     Ok(match a {
-        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
-            ScmpAction::KillThread
-        }
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => ScmpAction::KillThread,
         LinuxSeccompAction::ScmpActKillProcess => ScmpAction::KillProcess,
         LinuxSeccompAction::ScmpActTrap => ScmpAction::Trap,
-        LinuxSeccompAction::ScmpActErrno => {
-            ScmpAction::Errno(errno.map(|e| e as i32).unwrap_or(DEFAULT_ERRNO))
-        }
-        LinuxSeccompAction::ScmpActTrace => {
-            ScmpAction::Trace(errno.map(|e| e as u16).unwrap_or(DEFAULT_ERRNO as u16))
-        }
+        LinuxSeccompAction::ScmpActErrno => ScmpAction::Errno(errno.map(|e| e as i32).unwrap_or(DEFAULT_ERRNO)),
+        LinuxSeccompAction::ScmpActTrace => ScmpAction::Trace(errno.map(|e| e as u16).unwrap_or(DEFAULT_ERRNO as u16)),
         LinuxSeccompAction::ScmpActLog => ScmpAction::Log,
         LinuxSeccompAction::ScmpActAllow => ScmpAction::Allow,
-        LinuxSeccompAction::ScmpActNotify => {
-            return Err(SeccompError::Invalid(
-                "action SCMP_ACT_NOTIFY is not supported yet".into(),
-            ))
-        }
+        LinuxSeccompAction::ScmpActNotify => return Err(SeccompError::Invalid("action SCMP_ACT_NOTIFY is not supported yet".into())),
     })
 }
 
@@ -61,11 +47,7 @@ fn compare(arg: &oci_spec::runtime::LinuxSeccompArg) -> ScmpArgCompare {
         LinuxSeccompOperator::ScmpCmpGt => ScmpCompareOp::Greater,
         LinuxSeccompOperator::ScmpCmpMaskedEq => ScmpCompareOp::MaskedEqual(arg.value()),
     };
-    let datum = if arg.op() == LinuxSeccompOperator::ScmpCmpMaskedEq {
-        arg.value_two().unwrap_or(0)
-    } else {
-        arg.value()
-    };
+    let datum = if arg.op() == LinuxSeccompOperator::ScmpCmpMaskedEq { arg.value_two().unwrap_or(0) } else { arg.value() };
     ScmpArgCompare::new(arg.index() as u32, op, datum)
 }
 
@@ -78,27 +60,17 @@ pub fn build(spec: &LinuxSeccomp) -> Result<ScmpFilterContext, SeccompError> {
     // process.noNewPrivileges.
     ctx.set_ctl_nnp(false).map_err(lib("clear nnp"))?;
     for arch in spec.architectures().iter().flatten() {
-        let a: ScmpArch = arch
-            .to_string()
-            .parse()
-            .map_err(lib(format!("architecture {arch}")))?;
-        ctx.add_arch(a)
-            .map_err(lib(format!("add architecture {arch}")))?;
+        let a: ScmpArch = arch.to_string().parse().map_err(lib(format!("architecture {arch}")))?;
+        ctx.add_arch(a).map_err(lib(format!("add architecture {arch}")))?;
     }
     for flag in spec.flags().iter().flatten() {
         match flag {
-            LinuxSeccompFilterFlag::SeccompFilterFlagLog => {
-                ctx.set_ctl_log(true).map_err(lib("flag log"))?
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => ctx.set_ctl_log(true).map_err(lib("flag log"))?,
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => ctx.set_ctl_ssb(true).map_err(lib("flag spec_allow"))?,
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => ctx.set_ctl_tsync(true).map_err(lib("flag tsync"))?,
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => {
+                ctx.set_ctl_waitkill(true).map_err(lib("flag wait_killable_recv"))?
             }
-            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => {
-                ctx.set_ctl_ssb(true).map_err(lib("flag spec_allow"))?
-            }
-            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => {
-                ctx.set_ctl_tsync(true).map_err(lib("flag tsync"))?
-            }
-            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => ctx
-                .set_ctl_waitkill(true)
-                .map_err(lib("flag wait_killable_recv"))?,
         };
     }
     for rule in spec.syscalls().iter().flatten() {
@@ -107,11 +79,7 @@ pub fn build(spec: &LinuxSeccomp) -> Result<ScmpFilterContext, SeccompError> {
     Ok(ctx)
 }
 
-fn add_rule(
-    ctx: &mut ScmpFilterContext,
-    rule: &LinuxSyscall,
-    default: ScmpAction,
-) -> Result<(), SeccompError> {
+fn add_rule(ctx: &mut ScmpFilterContext, rule: &LinuxSyscall, default: ScmpAction) -> Result<(), SeccompError> {
     let act = action(rule.action(), rule.errno_ret())?;
     if act == default {
         // libseccomp refuses rules that repeat the default action; they change nothing.
@@ -134,11 +102,7 @@ fn add_rule(
             continue;
         };
         for conds in &groups {
-            let r = if conds.is_empty() {
-                ctx.add_rule(act, sc)
-            } else {
-                ctx.add_rule_conditional(act, sc, conds)
-            };
+            let r = if conds.is_empty() { ctx.add_rule(act, sc) } else { ctx.add_rule_conditional(act, sc, conds) };
             r.map_err(lib(format!("rule for {name}")))?;
         }
     }
@@ -164,23 +128,15 @@ mod tests {
 
     #[test]
     fn action_maps_errno_and_rejects_notify() {
-        assert_eq!(
-            action(LinuxSeccompAction::ScmpActErrno, Some(38)).unwrap(),
-            ScmpAction::Errno(38)
-        );
-        assert_eq!(
-            action(LinuxSeccompAction::ScmpActErrno, None).unwrap(),
-            ScmpAction::Errno(libc::EPERM)
-        );
+        assert_eq!(action(LinuxSeccompAction::ScmpActErrno, Some(38)).unwrap(), ScmpAction::Errno(38));
+        assert_eq!(action(LinuxSeccompAction::ScmpActErrno, None).unwrap(), ScmpAction::Errno(libc::EPERM));
         assert!(action(LinuxSeccompAction::ScmpActNotify, None).is_err());
     }
 
     #[test]
     fn build_rejects_unknown_arch() {
-        let spec: LinuxSeccomp = serde_json::from_str(
-            r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"]}"#,
-        )
-        .unwrap();
+        let spec: LinuxSeccomp =
+            serde_json::from_str(r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"]}"#).unwrap();
         build(&spec).unwrap();
     }
 }

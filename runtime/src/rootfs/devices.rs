@@ -14,14 +14,8 @@ use super::securejoin::secure_join;
 use super::{do_mount, io_err, touch, RootfsError};
 
 /// (path, major, minor): character devices with mode 0666, owned by root.
-pub const DEFAULT_DEVICES: &[(&str, u64, u64)] = &[
-    ("/dev/null", 1, 3),
-    ("/dev/zero", 1, 5),
-    ("/dev/full", 1, 7),
-    ("/dev/random", 1, 8),
-    ("/dev/urandom", 1, 9),
-    ("/dev/tty", 5, 0),
-];
+pub const DEFAULT_DEVICES: &[(&str, u64, u64)] =
+    &[("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)];
 
 const SYMLINKS: &[(&str, &str)] = &[
     ("/proc/self/fd", "/dev/fd"),
@@ -41,12 +35,7 @@ struct Node<'a> {
     gid: u32,
 }
 
-pub fn create_all(
-    rootfs: &Path,
-    configured: &[LinuxDevice],
-    in_userns: bool,
-    dev_bound: bool,
-) -> Result<(), RootfsError> {
+pub fn create_all(rootfs: &Path, configured: &[LinuxDevice], in_userns: bool, dev_bound: bool) -> Result<(), RootfsError> {
     if dev_bound {
         // /dev is the host's (privileged containers): nothing to create.
         return Ok(());
@@ -55,15 +44,7 @@ pub fn create_all(
         if configured.iter().any(|d| d.path() == Path::new(path)) {
             continue;
         }
-        let n = Node {
-            path: Path::new(path),
-            kind: SFlag::S_IFCHR,
-            major: *major,
-            minor: *minor,
-            mode: 0o666,
-            uid: 0,
-            gid: 0,
-        };
+        let n = Node { path: Path::new(path), kind: SFlag::S_IFCHR, major: *major, minor: *minor, mode: 0o666, uid: 0, gid: 0 };
         create(rootfs, &n, in_userns)?;
     }
     for d in configured {
@@ -72,10 +53,7 @@ pub fn create_all(
             LinuxDeviceType::B => SFlag::S_IFBLK,
             LinuxDeviceType::P => SFlag::S_IFIFO,
             LinuxDeviceType::A => {
-                return Err(RootfsError::Invalid(format!(
-                    "device {}: type \"a\" is only valid in cgroup rules",
-                    d.path().display()
-                )))
+                return Err(RootfsError::Invalid(format!("device {}: type \"a\" is only valid in cgroup rules", d.path().display())))
             }
         };
         let n = Node {
@@ -90,20 +68,13 @@ pub fn create_all(
         create(rootfs, &n, in_userns)?;
     }
     for (target, link) in SYMLINKS {
-        let at =
-            secure_join(rootfs, Path::new(link)).map_err(io_err("resolve", Path::new(link)))?;
+        let at = secure_join(rootfs, Path::new(link)).map_err(io_err("resolve", Path::new(link)))?;
         if *link == "/dev/ptmx" {
             // Replace a device node left in the image with the link to this devpts.
             let _ = fs::remove_file(&at);
         }
         match symlink(target, &at) {
-            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
-                return Err(RootfsError::Io {
-                    op: "symlink",
-                    path: at,
-                    source: e,
-                })
-            }
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(RootfsError::Io { op: "symlink", path: at, source: e }),
             _ => {}
         }
     }
@@ -121,13 +92,7 @@ fn create(rootfs: &Path, n: &Node, in_userns: bool) -> Result<(), RootfsError> {
         return do_mount(Some(n.path), &dest, None, MsFlags::MS_BIND, None);
     }
     let _ = fs::remove_file(&dest);
-    mknod(
-        &dest,
-        n.kind,
-        Mode::from_bits_truncate(n.mode & 0o7777),
-        makedev(n.major, n.minor),
-    )
-    .map_err(|e| RootfsError::Io {
+    mknod(&dest, n.kind, Mode::from_bits_truncate(n.mode & 0o7777), makedev(n.major, n.minor)).map_err(|e| RootfsError::Io {
         op: "mknod",
         path: dest.clone(),
         source: e.into(),
@@ -139,11 +104,7 @@ fn create(rootfs: &Path, n: &Node, in_userns: bool) -> Result<(), RootfsError> {
         Mode::from_bits_truncate(n.mode & 0o7777),
         nix::sys::stat::FchmodatFlags::FollowSymlink,
     )
-    .map_err(|e| RootfsError::Io {
-        op: "chmod",
-        path: dest.clone(),
-        source: e.into(),
-    })?;
+    .map_err(|e| RootfsError::Io { op: "chmod", path: dest.clone(), source: e.into() })?;
     nix::unistd::chown(&dest, Some(n.uid.into()), Some(n.gid.into())).map_err(|e| RootfsError::Io {
         op: "chown",
         path: dest.clone(),

@@ -45,15 +45,8 @@ pub enum RootfsError {
     Invalid(String),
 }
 
-pub(crate) fn io_err<'a>(
-    op: &'static str,
-    path: &'a Path,
-) -> impl FnOnce(io::Error) -> RootfsError + 'a {
-    move |source| RootfsError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
+pub(crate) fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> RootfsError + 'a {
+    move |source| RootfsError::Io { op, path: path.to_path_buf(), source }
 }
 
 pub(crate) fn do_mount(
@@ -99,11 +92,7 @@ fn locked_flags(path: &Path) -> MsFlags {
 }
 
 fn mkdir_all(path: &Path) -> Result<(), RootfsError> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(path)
-        .map_err(io_err("mkdir", path))
+    fs::DirBuilder::new().recursive(true).mode(0o755).create(path).map_err(io_err("mkdir", path))
 }
 
 /// Creates an empty file at `path` (for a file bind mount), with its parents.
@@ -114,14 +103,7 @@ pub(crate) fn touch(path: &Path) -> Result<(), RootfsError> {
     if path.exists() {
         return Ok(());
     }
-    fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o644)
-        .open(path)
-        .map(drop)
-        .map_err(io_err("create", path))
+    fs::OpenOptions::new().create(true).truncate(false).write(true).mode(0o644).open(path).map(drop).map_err(io_err("create", path))
 }
 
 pub struct Setup<'a> {
@@ -135,45 +117,24 @@ pub struct Setup<'a> {
 /// Everything before pivot_root.
 pub fn prepare(s: &Setup) -> Result<(), RootfsError> {
     let linux = s.spec.linux().as_ref();
-    let prop = linux
-        .and_then(|l| l.rootfs_propagation().as_deref())
-        .unwrap_or("");
+    let prop = linux.and_then(|l| l.rootfs_propagation().as_deref()).unwrap_or("");
     let pre = match prop {
-        "" | "slave" | "rslave" | "unbindable" | "runbindable" => {
-            MsFlags::MS_SLAVE | MsFlags::MS_REC
-        }
+        "" | "slave" | "rslave" | "unbindable" | "runbindable" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
         "private" | "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
         "shared" | "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
-        other => {
-            return Err(RootfsError::Invalid(format!(
-                "rootfsPropagation {other:?} is not a propagation mode"
-            )))
-        }
+        other => return Err(RootfsError::Invalid(format!("rootfsPropagation {other:?} is not a propagation mode"))),
     };
     do_mount(None, Path::new("/"), None, pre, None)?;
-    do_mount(
-        Some(s.rootfs),
-        s.rootfs,
-        None,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None,
-    )?;
+    do_mount(Some(s.rootfs), s.rootfs, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
     make_parent_private(s.rootfs)?;
 
     let mounts = s.spec.mounts().clone().unwrap_or_default();
     for m in &mounts {
         mount_entry(s, m)?;
     }
-    let dev_bound = mounts.iter().any(|m| {
-        m.destination() == Path::new("/dev")
-            && options::parse(m.options().as_deref().unwrap_or(&[])).is_bind
-    });
-    devices::create_all(
-        s.rootfs,
-        linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]),
-        s.in_userns,
-        dev_bound,
-    )?;
+    let dev_bound =
+        mounts.iter().any(|m| m.destination() == Path::new("/dev") && options::parse(m.options().as_deref().unwrap_or(&[])).is_bind);
+    devices::create_all(s.rootfs, linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]), s.in_userns, dev_bound)?;
     if let Some(cwd) = s.spec.process().as_ref().map(|p| p.cwd()) {
         let dir = secure_join(s.rootfs, cwd).map_err(io_err("resolve cwd", cwd))?;
         mkdir_all(&dir)?;
@@ -183,8 +144,7 @@ pub fn prepare(s: &Setup) -> Result<(), RootfsError> {
 
 /// pivot_root needs the parent mount of the new root not to be shared.
 fn make_parent_private(rootfs: &Path) -> Result<(), RootfsError> {
-    let info = fs::read_to_string("/proc/self/mountinfo")
-        .map_err(io_err("read", Path::new("/proc/self/mountinfo")))?;
+    let info = fs::read_to_string("/proc/self/mountinfo").map_err(io_err("read", Path::new("/proc/self/mountinfo")))?;
     let parent = rootfs.parent().unwrap_or(Path::new("/"));
     let mount_point = info
         .lines()
@@ -198,13 +158,9 @@ fn make_parent_private(rootfs: &Path) -> Result<(), RootfsError> {
 fn mount_entry(s: &Setup, m: &Mount) -> Result<(), RootfsError> {
     let typ = m.typ().as_deref().unwrap_or("none");
     let opts = options::parse(m.options().as_deref().unwrap_or(&[]));
-    let dest = secure_join(s.rootfs, m.destination())
-        .map_err(io_err("resolve mount destination", m.destination()))?;
+    let dest = secure_join(s.rootfs, m.destination()).map_err(io_err("resolve mount destination", m.destination()))?;
     if !dest.starts_with(s.rootfs) {
-        return Err(RootfsError::Invalid(format!(
-            "mount destination {} leaves the rootfs",
-            m.destination().display()
-        )));
+        return Err(RootfsError::Invalid(format!("mount destination {} leaves the rootfs", m.destination().display())));
     }
     let data = (!opts.data.is_empty()).then(|| opts.data.join(","));
     let is_bind = opts.is_bind || typ == "bind";
@@ -212,12 +168,10 @@ fn mount_entry(s: &Setup, m: &Mount) -> Result<(), RootfsError> {
         return mount_cgroup(s, &dest, &opts);
     }
     if is_bind {
-        let src = m.source().as_deref().ok_or_else(|| {
-            RootfsError::Invalid(format!(
-                "bind mount on {} has no source",
-                m.destination().display()
-            ))
-        })?;
+        let src = m
+            .source()
+            .as_deref()
+            .ok_or_else(|| RootfsError::Invalid(format!("bind mount on {} has no source", m.destination().display())))?;
         let meta = fs::metadata(src).map_err(io_err("stat bind source", src))?;
         if meta.is_dir() {
             mkdir_all(&dest)?;
@@ -229,13 +183,7 @@ fn mount_entry(s: &Setup, m: &Mount) -> Result<(), RootfsError> {
         let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if !extra.is_empty() {
             let keep = locked_flags(&dest) - opts.cleared;
-            do_mount(
-                None,
-                &dest,
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra | keep,
-                None,
-            )?;
+            do_mount(None, &dest, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra | keep, None)?;
         }
     } else {
         mkdir_all(&dest)?;
@@ -257,55 +205,22 @@ fn mount_cgroup(s: &Setup, dest: &Path, opts: &options::MountOptions) -> Result<
     let base = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     if s.cgroup.v2 {
         if s.new_cgroupns {
-            return do_mount(
-                Some(Path::new("cgroup2")),
-                dest,
-                Some("cgroup2"),
-                base | ro | opts.flags,
-                None,
-            );
+            return do_mount(Some(Path::new("cgroup2")), dest, Some("cgroup2"), base | ro | opts.flags, None);
         }
-        let dir = s
-            .cgroup
-            .dir_for("")
-            .ok_or_else(|| RootfsError::Invalid("no cgroup directory".into()))?;
+        let dir = s.cgroup.dir_for("").ok_or_else(|| RootfsError::Invalid("no cgroup directory".into()))?;
         do_mount(Some(dir), dest, None, MsFlags::MS_BIND, None)?;
-        return do_mount(
-            None,
-            dest,
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | base | ro,
-            None,
-        );
+        return do_mount(None, dest, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | base | ro, None);
     }
-    do_mount(
-        Some(Path::new("tmpfs")),
-        dest,
-        Some("tmpfs"),
-        base,
-        Some("mode=755"),
-    )?;
+    do_mount(Some(Path::new("tmpfs")), dest, Some("tmpfs"), base, Some("mode=755"))?;
     for (key, dir) in &s.cgroup.dirs {
         let name = key.strip_prefix("name=").unwrap_or(key);
         let sub = dest.join(name);
         mkdir_all(&sub)?;
         do_mount(Some(dir), &sub, None, MsFlags::MS_BIND, None)?;
-        do_mount(
-            None,
-            &sub,
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | base | ro,
-            None,
-        )?;
+        do_mount(None, &sub, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | base | ro, None)?;
     }
     if !ro.is_empty() {
-        do_mount(
-            None,
-            dest,
-            None,
-            MsFlags::MS_REMOUNT | base | ro,
-            Some("mode=755"),
-        )?;
+        do_mount(None, dest, None, MsFlags::MS_REMOUNT | base | ro, Some("mode=755"))?;
     }
     Ok(())
 }
@@ -313,10 +228,7 @@ fn mount_cgroup(s: &Setup, dest: &Path, opts: &options::MountOptions) -> Result<
 /// Makes `rootfs` the root: pivot_root (or MS_MOVE + chroot with --no-pivot)
 /// and detaches the old root.
 pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
-    let perr = |source| RootfsError::Pivot {
-        path: rootfs.to_path_buf(),
-        source,
-    };
+    let perr = |source| RootfsError::Pivot { path: rootfs.to_path_buf(), source };
     if no_pivot {
         nix::unistd::chdir(rootfs).map_err(perr)?;
         do_mount(Some(rootfs), Path::new("/"), None, MsFlags::MS_MOVE, None)?;
@@ -330,13 +242,7 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
     nix::unistd::pivot_root(".", ".").map_err(perr)?;
     nix::unistd::fchdir(&old).map_err(perr)?;
     // Keep the unmount from propagating to the host.
-    do_mount(
-        None,
-        Path::new("."),
-        None,
-        MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        None,
-    )?;
+    do_mount(None, Path::new("."), None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None)?;
     mount::umount2(".", MntFlags::MNT_DETACH).map_err(|source| RootfsError::Mount {
         what: "umount old root".into(),
         target: PathBuf::from("/"),
@@ -350,38 +256,20 @@ pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
 /// first, then read-only paths, masked paths and a read-only root.
 pub fn finalize(spec: &Spec) -> Result<(), RootfsError> {
     let linux = spec.linux().as_ref();
-    if let Some(prop) = linux
-        .and_then(|l| l.rootfs_propagation().as_deref())
-        .filter(|p| !p.is_empty())
-    {
-        let flag = options::propagation(prop).ok_or_else(|| {
-            RootfsError::Invalid(format!(
-                "rootfsPropagation {prop:?} is not a propagation mode"
-            ))
-        })?;
+    if let Some(prop) = linux.and_then(|l| l.rootfs_propagation().as_deref()).filter(|p| !p.is_empty()) {
+        let flag = options::propagation(prop)
+            .ok_or_else(|| RootfsError::Invalid(format!("rootfsPropagation {prop:?} is not a propagation mode")))?;
         do_mount(None, Path::new("/"), None, flag, None)?;
     }
-    for p in linux
-        .and_then(|l| l.readonly_paths().clone())
-        .unwrap_or_default()
-    {
+    for p in linux.and_then(|l| l.readonly_paths().clone()).unwrap_or_default() {
         readonly_path(Path::new(&p))?;
     }
-    for p in linux
-        .and_then(|l| l.masked_paths().clone())
-        .unwrap_or_default()
-    {
+    for p in linux.and_then(|l| l.masked_paths().clone()).unwrap_or_default() {
         mask_path(Path::new(&p))?;
     }
     if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
         let keep = locked_flags(Path::new("/"));
-        do_mount(
-            None,
-            Path::new("/"),
-            None,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | keep,
-            None,
-        )?;
+        do_mount(None, Path::new("/"), None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | keep, None)?;
     }
     Ok(())
 }
@@ -392,36 +280,14 @@ fn readonly_path(p: &Path) -> Result<(), RootfsError> {
     }
     do_mount(Some(p), p, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
     let keep = locked_flags(p);
-    do_mount(
-        None,
-        p,
-        None,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC | keep,
-        None,
-    )
+    do_mount(None, p, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC | keep, None)
 }
 
 fn mask_path(p: &Path) -> Result<(), RootfsError> {
     match fs::symlink_metadata(p) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(RootfsError::Io {
-            op: "stat masked path",
-            path: p.to_path_buf(),
-            source: e,
-        }),
-        Ok(m) if m.is_dir() => do_mount(
-            Some(Path::new("tmpfs")),
-            p,
-            Some("tmpfs"),
-            MsFlags::MS_RDONLY,
-            None,
-        ),
-        Ok(_) => do_mount(
-            Some(Path::new("/dev/null")),
-            p,
-            None,
-            MsFlags::MS_BIND,
-            None,
-        ),
+        Err(e) => Err(RootfsError::Io { op: "stat masked path", path: p.to_path_buf(), source: e }),
+        Ok(m) if m.is_dir() => do_mount(Some(Path::new("tmpfs")), p, Some("tmpfs"), MsFlags::MS_RDONLY, None),
+        Ok(_) => do_mount(Some(Path::new("/dev/null")), p, None, MsFlags::MS_BIND, None),
     }
 }

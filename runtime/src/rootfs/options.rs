@@ -16,13 +16,8 @@ pub struct MountOptions {
 }
 
 pub fn parse(options: &[String]) -> MountOptions {
-    let mut o = MountOptions {
-        flags: MsFlags::empty(),
-        propagation: Vec::new(),
-        cleared: MsFlags::empty(),
-        data: Vec::new(),
-        is_bind: false,
-    };
+    let mut o =
+        MountOptions { flags: MsFlags::empty(), propagation: Vec::new(), cleared: MsFlags::empty(), data: Vec::new(), is_bind: false };
     for opt in options {
         let (set, clear, prop) = match opt.as_str() {
             "ro" => (MsFlags::MS_RDONLY, MsFlags::empty(), None),
@@ -49,42 +44,16 @@ pub fn parse(options: &[String]) -> MountOptions {
             "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME, None),
             "bind" => (MsFlags::MS_BIND, MsFlags::empty(), None),
             "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty(), None),
-            "private" => (
-                MsFlags::empty(),
-                MsFlags::empty(),
-                Some(MsFlags::MS_PRIVATE),
-            ),
-            "rprivate" => (
-                MsFlags::empty(),
-                MsFlags::empty(),
-                Some(MsFlags::MS_PRIVATE | MsFlags::MS_REC),
-            ),
+            "private" => (MsFlags::empty(), MsFlags::empty(), Some(MsFlags::MS_PRIVATE)),
+            "rprivate" => (MsFlags::empty(), MsFlags::empty(), Some(MsFlags::MS_PRIVATE | MsFlags::MS_REC)),
             "shared" => (MsFlags::empty(), MsFlags::empty(), Some(MsFlags::MS_SHARED)),
-            "rshared" => (
-                MsFlags::empty(),
-                MsFlags::empty(),
-                Some(MsFlags::MS_SHARED | MsFlags::MS_REC),
-            ),
+            "rshared" => (MsFlags::empty(), MsFlags::empty(), Some(MsFlags::MS_SHARED | MsFlags::MS_REC)),
             "slave" => (MsFlags::empty(), MsFlags::empty(), Some(MsFlags::MS_SLAVE)),
-            "rslave" => (
-                MsFlags::empty(),
-                MsFlags::empty(),
-                Some(MsFlags::MS_SLAVE | MsFlags::MS_REC),
-            ),
-            "unbindable" => (
-                MsFlags::empty(),
-                MsFlags::empty(),
-                Some(MsFlags::MS_UNBINDABLE),
-            ),
-            "runbindable" => (
-                MsFlags::empty(),
-                MsFlags::empty(),
-                Some(MsFlags::MS_UNBINDABLE | MsFlags::MS_REC),
-            ),
+            "rslave" => (MsFlags::empty(), MsFlags::empty(), Some(MsFlags::MS_SLAVE | MsFlags::MS_REC)),
+            "unbindable" => (MsFlags::empty(), MsFlags::empty(), Some(MsFlags::MS_UNBINDABLE)),
+            "runbindable" => (MsFlags::empty(), MsFlags::empty(), Some(MsFlags::MS_UNBINDABLE | MsFlags::MS_REC)),
             // Recognised by runc, no meaning to the kernel's mount(2).
-            "defaults" | "tmpcopyup" | "idmap" | "ridmap" => {
-                (MsFlags::empty(), MsFlags::empty(), None)
-            }
+            "defaults" | "tmpcopyup" | "idmap" | "ridmap" => (MsFlags::empty(), MsFlags::empty(), None),
             other => {
                 o.data.push(other.to_string());
                 continue;
@@ -117,17 +86,8 @@ mod tests {
 
     #[test]
     fn parse_flags_and_data() {
-        let o = parse(&s(&[
-            "nosuid",
-            "noexec",
-            "nodev",
-            "mode=755",
-            "size=65536k",
-        ]));
-        assert_eq!(
-            o.flags,
-            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV
-        );
+        let o = parse(&s(&["nosuid", "noexec", "nodev", "mode=755", "size=65536k"]));
+        assert_eq!(o.flags, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV);
         assert_eq!(o.data, vec!["mode=755", "size=65536k"]);
         assert!(!o.is_bind);
     }
@@ -150,10 +110,7 @@ mod tests {
     #[test]
     fn propagation_names() {
         assert_eq!(propagation("private"), Some(MsFlags::MS_PRIVATE));
-        assert_eq!(
-            propagation("rshared"),
-            Some(MsFlags::MS_SHARED | MsFlags::MS_REC)
-        );
+        assert_eq!(propagation("rshared"), Some(MsFlags::MS_SHARED | MsFlags::MS_REC));
         assert_eq!(propagation("bogus"), None);
     }
 }

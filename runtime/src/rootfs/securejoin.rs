@@ -20,18 +20,12 @@ pub fn secure_join(root: &Path, unsafe_path: &Path) -> io::Result<PathBuf> {
             resolved.pop();
             continue;
         }
-        let candidate = resolved
-            .iter()
-            .fold(root.to_path_buf(), |p, c| p.join(c))
-            .join(&c);
+        let candidate = resolved.iter().fold(root.to_path_buf(), |p, c| p.join(c)).join(&c);
         match fs::symlink_metadata(&candidate) {
             Ok(m) if m.file_type().is_symlink() => {
                 links += 1;
                 if links > MAX_SYMLINKS {
-                    return Err(io::Error::new(
-                        io::ErrorKind::Other,
-                        format!("too many symlinks resolving {}", unsafe_path.display()),
-                    ));
+                    return Err(io::Error::new(io::ErrorKind::Other, format!("too many symlinks resolving {}", unsafe_path.display())));
                 }
                 let target = fs::read_link(&candidate)?;
                 if target.is_absolute() {
@@ -70,10 +64,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let r = t.path();
         assert_eq!(secure_join(r, Path::new("/a/b")).unwrap(), r.join("a/b"));
-        assert_eq!(
-            secure_join(r, Path::new("/../../etc")).unwrap(),
-            r.join("etc")
-        );
+        assert_eq!(secure_join(r, Path::new("/../../etc")).unwrap(), r.join("etc"));
     }
 
     #[test]
@@ -85,18 +76,9 @@ mod tests {
         fs::create_dir(r.join("d")).unwrap();
         symlink("../d", r.join("d/self")).unwrap();
         assert_eq!(secure_join(r, Path::new("/proc")).unwrap(), r.to_path_buf());
-        assert_eq!(
-            secure_join(r, Path::new("/proc/sys")).unwrap(),
-            r.join("sys")
-        );
-        assert_eq!(
-            secure_join(r, Path::new("/up/passwd")).unwrap(),
-            r.join("etc/passwd")
-        );
-        assert_eq!(
-            secure_join(r, Path::new("/d/self/self/x")).unwrap(),
-            r.join("d/x")
-        );
+        assert_eq!(secure_join(r, Path::new("/proc/sys")).unwrap(), r.join("sys"));
+        assert_eq!(secure_join(r, Path::new("/up/passwd")).unwrap(), r.join("etc/passwd"));
+        assert_eq!(secure_join(r, Path::new("/d/self/self/x")).unwrap(), r.join("d/x"));
     }
 
     #[test]

@@ -1,0 +1,161 @@
+//! OCI hooks: each runs with the container state as JSON on stdin, its own
+//! argv and env, and an optional timeout. Which hooks run where, and what a
+//! failure means, follows the spec's lifecycle:
+//!
+//! | hook            | where                           | state.status | on failure            |
+//! |-----------------|---------------------------------|--------------|-----------------------|
+//! | prestart        | runtime, during create          | creating     | create fails          |
+//! | createRuntime   | runtime, during create          | creating     | create fails          |
+//! | createContainer | container namespaces, pre-pivot | creating     | create fails          |
+//! | startContainer  | container, before the exec      | created      | start fails           |
+//! | poststart       | runtime, after the exec         | running      | warning, next hook    |
+//! | poststop        | runtime, after delete           | stopped      | warning, next hook    |
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::Hook;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("{kind} hook {path}: {source}")]
+    Spawn {
+        kind: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{kind} hook {path} failed ({status}): {stderr}")]
+    Failed { kind: &'static str, path: PathBuf, status: String, stderr: String },
+    #[error("{kind} hook {path} timed out after {secs}s")]
+    Timeout { kind: &'static str, path: PathBuf, secs: i64 },
+}
+
+/// The state a hook reads on stdin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HookState {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: String,
+    pub id: String,
+    pub status: String,
+    pub pid: i32,
+    pub bundle: PathBuf,
+    #[serde(skip_serializing_if = "HashMap::is_empty", default)]
+    pub annotations: HashMap<String, String>,
+}
+
+impl HookState {
+    pub fn with(&self, status: &str, pid: i32) -> HookState {
+        HookState { status: status.into(), pid, ..self.clone() }
+    }
+}
+
+/// Runs one hook to completion.
+pub fn run(kind: &'static str, hook: &Hook, state: &HookState) -> Result<(), HookError> {
+    let path = hook.path().clone();
+    let args = hook.args().clone().unwrap_or_default();
+    let mut cmd = Command::new(&path);
+    if let Some((argv0, rest)) = args.split_first() {
+        cmd.arg0(argv0).args(rest);
+    }
+    cmd.env_clear();
+    for kv in hook.env().iter().flatten() {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let spawn_err = |source| HookError::Spawn { kind, path: path.clone(), source };
+    let mut child = cmd.spawn().map_err(spawn_err)?;
+    // The state is small; a hook that does not read it gets EPIPE, which is fine.
+    let data = serde_json::to_vec(state).expect("hook state serializes");
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(&data);
+    }
+    let deadline = hook.timeout().filter(|t| *t > 0).map(|t| (t, Instant::now() + Duration::from_secs(t as u64)));
+    let status = loop {
+        if let Some(st) = child.try_wait().map_err(spawn_err)? {
+            break st;
+        }
+        if let Some((secs, at)) = deadline {
+            if Instant::now() >= at {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(HookError::Timeout { kind, path, secs });
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    Err(HookError::Failed { kind, path, status: status.to_string(), stderr: stderr.trim().to_string() })
+}
+
+/// Runs hooks in order, stopping at the first failure.
+pub fn run_all(kind: &'static str, hooks: &[Hook], state: &HookState) -> Result<(), HookError> {
+    hooks.iter().try_for_each(|h| run(kind, h, state))
+}
+
+/// Runs every hook; failures are warnings (poststart, poststop).
+pub fn run_all_warn(kind: &'static str, hooks: &[Hook], state: &HookState) {
+    for h in hooks {
+        if let Err(e) = run(kind, h, state) {
+            tracing::warn!(error = %e, "hook failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> HookState {
+        HookState {
+            oci_version: "1.2.0".into(),
+            id: "c1".into(),
+            status: "creating".into(),
+            pid: 7,
+            bundle: "/b".into(),
+            annotations: HashMap::new(),
+        }
+    }
+
+    fn hook(json: &str) -> Hook {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn run_passes_state_args_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let h = hook(&format!(
+            r#"{{"path":"/bin/sh","args":["sh","-c","cat > {0}; echo \" $0 $X\" >> {0}","argzero"],"env":["X=y"]}}"#,
+            out.display()
+        ));
+        run("test", &h, &state()).unwrap();
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(text.contains(r#""status":"creating""#) && text.contains(r#""pid":7"#), "{text}");
+        assert!(text.ends_with(" argzero y\n"), "{text}");
+    }
+
+    #[test]
+    fn run_reports_failure_and_timeout() {
+        let e = run("test", &hook(r#"{"path":"/bin/sh","args":["sh","-c","echo bad >&2; exit 3"]}"#), &state()).unwrap_err();
+        assert!(e.to_string().contains("bad"), "{e}");
+        let t = Instant::now();
+        let e = run("test", &hook(r#"{"path":"/bin/sh","args":["sh","-c","sleep 5"],"timeout":1}"#), &state()).unwrap_err();
+        assert!(matches!(e, HookError::Timeout { .. }), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(3));
+        assert!(run("test", &hook(r#"{"path":"/nonexistent/hook"}"#), &state()).is_err());
+    }
+}
