@@ -92,6 +92,31 @@ pub enum Command {
     },
     /// Print the OCI features this runtime supports
     Features,
+    /// Freeze every process of a running container
+    Pause { id: String },
+    /// Thaw a paused container
+    Resume { id: String },
+    /// List the processes of a container
+    Ps {
+        #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        id: String,
+        /// Options passed to ps(1) for the table format
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Change the resources of a running container
+    Update(UpdateArgs),
+    /// Container statistics and OOM notifications
+    Events {
+        /// Print one stats snapshot and exit
+        #[arg(long)]
+        stats: bool,
+        /// Interval between stats while streaming
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        interval: std::time::Duration,
+        id: String,
+    },
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +158,34 @@ pub struct RunArgs {
     /// Keep the container's state after it exits (accepted for compatibility)
     #[arg(long = "keep")]
     pub keep: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct UpdateArgs {
+    pub id: String,
+    /// JSON file of linux.resources ("-" for stdin)
+    #[arg(short, long)]
+    pub resources: Option<PathBuf>,
+    #[arg(long)]
+    pub memory: Option<i64>,
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<i64>,
+    #[arg(long = "memory-swap")]
+    pub memory_swap: Option<i64>,
+    #[arg(long = "cpu-shares")]
+    pub cpu_shares: Option<u64>,
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<u64>,
+    #[arg(long = "cpu-quota")]
+    pub cpu_quota: Option<i64>,
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    #[arg(long = "pids-limit")]
+    pub pids_limit: Option<i64>,
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
 }
 
 #[derive(Args, Debug, Clone)]

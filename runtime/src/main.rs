@@ -35,6 +35,11 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Exec(a) => commands::exec::exec(g, a),
         Command::List { format, quiet } => commands::list::list(&g.root, *format, *quiet, &mut out).map(|_| 0).map_err(Into::into),
         Command::Spec { bundle, rootless } => commands::spec::spec(bundle, *rootless).map(|_| 0),
+        Command::Pause { id } => commands::pause::pause(&g.root, id, true).map(|_| 0).map_err(Into::into),
+        Command::Resume { id } => commands::pause::pause(&g.root, id, false).map(|_| 0).map_err(Into::into),
+        Command::Ps { format, id, ps_args } => commands::ps::ps(&g.root, id, *format, ps_args, &mut out).map(|_| 0),
+        Command::Update(a) => commands::update::update(&g.root, a).map(|_| 0),
+        Command::Events { stats, interval, id } => commands::events::events(&g.root, id, *stats, *interval, &mut out).map(|_| 0),
         Command::Features => {
             writeln!(out, "{}", serde_json::to_string_pretty(&commands::features::features())?)?;
             Ok(0)

@@ -5,6 +5,7 @@
 
 pub mod devices_bpf;
 pub mod plan;
+pub mod stats;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -197,14 +198,27 @@ impl CgroupPaths {
         Ok(())
     }
 
-    pub fn apply(&self, res: Option<&LinuxResources>) -> Result<(), CgroupError> {
-        let default = LinuxResources::default();
-        let res = res.unwrap_or(&default);
-        let writes = if self.v2 { plan::plan_v2(res)? } else { plan::plan_v1(res)? };
+    /// Writes only the resources given (for `update`): devices only if listed.
+    pub fn update(&self, res: &LinuxResources) -> Result<(), CgroupError> {
+        let mut writes = if self.v2 { plan::plan_v2(res)? } else { plan::plan_v1(res)? };
+        if res.devices().is_none() {
+            writes.retain(|w| w.controller != "devices");
+        }
+        self.write_all(writes)
+    }
+
+    fn write_all(&self, writes: Vec<plan::Write>) -> Result<(), CgroupError> {
         for wr in writes {
             let dir = self.dir_for(wr.controller).ok_or_else(|| CgroupError::NoController(wr.controller.into()))?;
             write(dir.join(&wr.file), &wr.value)?;
         }
+        Ok(())
+    }
+
+    pub fn apply(&self, res: Option<&LinuxResources>) -> Result<(), CgroupError> {
+        let default = LinuxResources::default();
+        let res = res.unwrap_or(&default);
+        self.write_all(if self.v2 { plan::plan_v2(res)? } else { plan::plan_v1(res)? })?;
         if self.v2 {
             let dir = self.dir_for("").expect("v2 has one dir");
             let rules = plan::device_rules(Some(res))?;
@@ -213,6 +227,31 @@ impl CgroupPaths {
             devices_bpf::attach(&prog, &f).map_err(|source| CgroupError::Devices { path: dir.to_path_buf(), source })?;
         }
         Ok(())
+    }
+
+    /// Freezes or thaws every process, waiting until the kernel reports it done.
+    pub fn freeze(&self, frozen: bool) -> Result<(), CgroupError> {
+        let (dir, file, value, done_file, done) = if self.v2 {
+            (
+                self.dir_for(""),
+                "cgroup.freeze",
+                if frozen { "1" } else { "0" },
+                "cgroup.events",
+                if frozen { "frozen 1" } else { "frozen 0" },
+            )
+        } else {
+            let v = if frozen { "FROZEN" } else { "THAWED" };
+            (self.dir_for("freezer"), "freezer.state", v, "freezer.state", v)
+        };
+        let dir = dir.ok_or_else(|| CgroupError::NoController("freezer".into()))?;
+        write(dir.join(file), value)?;
+        for _ in 0..1000 {
+            if read(&dir.join(done_file))?.lines().any(|l| l.trim() == done) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Err(CgroupError::Invalid(format!("{}: still not {} after 1s", dir.display(), if frozen { "frozen" } else { "thawed" })))
     }
 
     pub fn add_pid(&self, pid: i32) -> Result<(), CgroupError> {
