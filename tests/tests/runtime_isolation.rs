@@ -508,3 +508,65 @@ fn nothing_is_left_mounted_after_delete() {
     let meta = fs::metadata(b.rootfs().join("bin/busybox")).unwrap();
     assert!(meta.is_file() && !meta.file_type().is_char_device() && meta.nlink() >= 1);
 }
+
+#[test]
+fn seccomp_notify_hands_the_fd_to_the_agent() {
+    use std::os::fd::{AsRawFd, IntoRawFd};
+    let rt = Runtime::new();
+    let mut b = Bundle::new(&["sh", "-c", "mkdir /tmp/x 2>&1; echo after"]);
+    b.config["mounts"].as_array_mut().unwrap().push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
+    let sock = b.path().join("agent.sock");
+    b.linux().insert(
+        "seccomp".into(),
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": sock,
+            "listenerMetadata": "meta-42",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+        }),
+    );
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let id = unique_id("notify");
+    // The agent: take the fd and the state, answer the first notification with EXDEV.
+    let agent = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let (fd, text) = recv_fd_and_text(&conn);
+        let req = libseccomp::ScmpNotifReq::receive(fd.as_raw_fd()).unwrap();
+        libseccomp::ScmpNotifResp::new_error(req.id, -libc::EXDEV, libseccomp::ScmpNotifRespFlags::empty())
+            .respond(fd.as_raw_fd())
+            .unwrap();
+        let _ = fd.into_raw_fd();
+        text
+    });
+    let c = rt.create(&b, &id);
+    c.start();
+    c.wait_status("stopped", Duration::from_secs(10));
+    let text = agent.join().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["fds"], json!(["seccompFd"]));
+    assert_eq!(v["metadata"], "meta-42");
+    assert_eq!(v["state"]["id"], id.as_str());
+    assert!(b.stdout().contains("cross-device"), "the agent's answer did not reach the container: {}", b.stdout());
+    assert!(b.stdout().contains("after"));
+}
+
+fn recv_fd_and_text(sock: &std::os::unix::net::UnixStream) -> (std::os::fd::OwnedFd, String) {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut data = vec![0u8; 65536];
+    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
+    let mut cmsg = [0u8; 64];
+    // SAFETY: msghdr points at live buffers; we read one SCM_RIGHTS fd back.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cmsg.as_mut_ptr().cast();
+        msg.msg_controllen = cmsg.len();
+        let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, 0);
+        assert!(n >= 0);
+        let hdr = libc::CMSG_FIRSTHDR(&msg);
+        assert!(!hdr.is_null(), "no fd received");
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(hdr) as *const i32);
+        (std::os::fd::OwnedFd::from_raw_fd(fd), String::from_utf8_lossy(&data[..n as usize]).into_owned())
+    }
+}

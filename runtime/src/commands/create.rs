@@ -164,6 +164,14 @@ pub fn create(g: &GlobalOpts, a: &CreateArgs) -> Result<State, CreateError> {
     let process = spec.process().as_ref().expect("validated");
     let ns_plan = namespaces::plan(&linux.namespaces().clone().unwrap_or_default())?;
     let seccomp = linux.seccomp().as_ref().map(seccomp::build).transpose()?;
+    let seccomp_listener = match linux.seccomp().as_ref().filter(|s| seccomp::uses_notify(s)) {
+        Some(s) => {
+            let path = s.listener_path().clone().expect("validated by seccomp::build");
+            let sock = UnixStream::connect(&path).map_err(|source| CreateError::Io { op: "connect to seccomp listener", path, source })?;
+            Some((sock, s.listener_metadata().clone().unwrap_or_default()))
+        }
+        None => None,
+    };
     let console = a
         .console_socket
         .as_ref()
@@ -225,6 +233,7 @@ pub fn create(g: &GlobalOpts, a: &CreateArgs) -> Result<State, CreateError> {
         no_pivot: a.no_pivot,
         hooks: spec.hooks().clone(),
         hook_state: Some(hook_state.clone()),
+        seccomp_listener,
     };
     let steps = ParentSteps {
         uid_mappings: linux.uid_mappings().as_deref().unwrap_or(&[]),

@@ -102,6 +102,14 @@ pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> anyhow::Result<i32> {
     }
     let linux = spec.linux().clone().unwrap_or_default();
     let seccomp = linux.seccomp().as_ref().map(seccomp::build).transpose()?;
+    let seccomp_listener = match linux.seccomp().as_ref().filter(|s| seccomp::uses_notify(s)) {
+        Some(s) => {
+            let path = s.listener_path().clone().expect("validated by seccomp::build");
+            let sock = UnixStream::connect(&path).with_context(|| format!("connect to seccomp listener {}", path.display()))?;
+            Some((sock, s.listener_metadata().clone().unwrap_or_default()))
+        }
+        None => None,
+    };
     let console = a
         .console_socket
         .as_ref()
@@ -126,6 +134,7 @@ pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> anyhow::Result<i32> {
         no_pivot: false,
         hooks: None,
         hook_state: None,
+        seccomp_listener,
     };
     let steps = ParentSteps {
         uid_mappings: &[],

@@ -38,7 +38,10 @@ pub enum ChannelError {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Message {
-    Go,
+    /// Parent: go on; `pid` is the child's pid as the runtime sees it.
+    Go {
+        pid: i32,
+    },
     Ready,
     Error(String),
     /// Child: the rootfs is prepared; run prestart and createRuntime hooks.
@@ -50,7 +53,7 @@ pub enum Message {
 impl Message {
     fn name(&self) -> &'static str {
         match self {
-            Message::Go => "Go",
+            Message::Go { .. } => "Go",
             Message::Ready => "Ready",
             Message::Error(_) => "Error",
             Message::RunHooks => "RunHooks",
@@ -92,8 +95,12 @@ impl Channel {
         serde_json::from_slice(&buf[..n]).map_err(ChannelError::Malformed)
     }
 
-    pub fn wait_go(&self) -> Result<(), ChannelError> {
-        self.expect(Message::Go, "Go")
+    /// Waits for Go and returns the pid it carries.
+    pub fn wait_go(&self) -> Result<i32, ChannelError> {
+        match self.recv()? {
+            Message::Go { pid } => Ok(pid),
+            other => Err(ChannelError::Unexpected { expected: "Go", received: other }),
+        }
     }
 
     pub fn expect(&self, want: Message, name: &'static str) -> Result<(), ChannelError> {
@@ -117,8 +124,8 @@ mod tests {
     #[test]
     fn pair_round_trips_messages() {
         let (a, b) = pair().unwrap();
-        a.send(&Message::Go).unwrap();
-        b.wait_go().unwrap();
+        a.send(&Message::Go { pid: 42 }).unwrap();
+        assert_eq!(b.wait_go().unwrap(), 42);
         b.send(&Message::Error("mount proc: denied".into())).unwrap();
         assert!(matches!(a.recv().unwrap(), Message::Error(e) if e == "mount proc: denied"));
         drop(b);

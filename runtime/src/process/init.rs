@@ -82,6 +82,8 @@ pub struct ChildConfig<'a> {
     /// Hooks of the container (init only) and the state they are given.
     pub hooks: Option<oci_spec::runtime::Hooks>,
     pub hook_state: Option<crate::hooks::HookState>,
+    /// The seccomp agent's socket (listenerPath), connected by the parent, and its metadata.
+    pub seccomp_listener: Option<(UnixStream, String)>,
 }
 
 /// The child's entry point: never returns.
@@ -99,7 +101,7 @@ pub fn run(cfg: &ChildConfig, chan: &Channel) -> ! {
 enum Never {}
 
 fn child_main(cfg: &ChildConfig, chan: &Channel) -> Result<Never, InitError> {
-    chan.wait_go()?;
+    let host_pid = chan.wait_go()?;
     for (t, path, file) in &cfg.join {
         namespaces::join(*t, path, file)?;
     }
@@ -164,7 +166,7 @@ fn child_main(cfg: &ChildConfig, chan: &Channel) -> Result<Never, InitError> {
         }
         None => None,
     };
-    let result = run_start_hooks(cfg).and_then(|()| finish_and_exec(cfg, &path, &argv, &envp));
+    let result = run_start_hooks(cfg).and_then(|()| finish_and_exec(cfg, host_pid, &path, &argv, &envp));
     if let (Some(mut conn), Err(e)) = (start_conn, &result) {
         let _ = conn.write_all(e.to_string().as_bytes());
     }
@@ -174,20 +176,20 @@ fn child_main(cfg: &ChildConfig, chan: &Channel) -> Result<Never, InitError> {
 /// The last steps, kept short: after the seccomp filter is loaded, only
 /// capset, prctl and execve run, so a filter that blocks what setup needs
 /// (getcwd, mount, …) cannot break it.
-fn finish_and_exec(cfg: &ChildConfig, path: &CString, argv: &[CString], envp: &[CString]) -> Result<Never, InitError> {
+fn finish_and_exec(cfg: &ChildConfig, host_pid: i32, path: &CString, argv: &[CString], envp: &[CString]) -> Result<Never, InitError> {
     let nnp = cfg.process.no_new_privileges() == Some(true);
     if let (Some(filter), false) = (&cfg.seccomp, nnp) {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: keep it
         // effective until the filter is in.
         let permitted = caps::read(None, caps::CapSet::Permitted).unwrap_or_default();
         let _ = caps::set(None, caps::CapSet::Effective, &permitted);
-        filter.load().map_err(|source| SeccompError::Lib { what: "load filter".into(), source })?;
+        load_filter(cfg, filter, host_pid)?;
     }
     cfg.caps.apply_after_user()?;
     if nnp {
         nix::sys::prctl::set_no_new_privs().map_err(sys("set no_new_privs"))?;
         if let Some(filter) = &cfg.seccomp {
-            filter.load().map_err(|source| SeccompError::Lib { what: "load filter".into(), source })?;
+            load_filter(cfg, filter, host_pid)?;
         }
     }
     let err = nix::unistd::execve(path, argv, envp).unwrap_err();
@@ -216,6 +218,26 @@ fn run_start_hooks(cfg: &ChildConfig) -> Result<(), InitError> {
     if let Some(h) = hooks.start_container() {
         crate::hooks::run_all("startContainer", h, &state.with("created", std::process::id() as i32))?;
     }
+    Ok(())
+}
+
+/// Loads the filter; with notify rules, hands the notify fd to the agent at
+/// listenerPath with the container process state, as the spec describes.
+fn load_filter(cfg: &ChildConfig, filter: &libseccomp::ScmpFilterContext, host_pid: i32) -> Result<(), InitError> {
+    filter.load().map_err(|source| SeccompError::Lib { what: "load filter".into(), source })?;
+    let Some((sock, metadata)) = &cfg.seccomp_listener else { return Ok(()) };
+    let fd = filter.get_notify_fd().map_err(|source| SeccompError::Lib { what: "get notify fd".into(), source })?;
+    let state = cfg.hook_state.as_ref().map(|s| s.with("created", host_pid));
+    let msg = serde_json::json!({
+        "ociVersion": crate::state::OCI_VERSION,
+        "fds": ["seccompFd"],
+        "pid": host_pid,
+        "metadata": metadata,
+        "state": state,
+    });
+    send_fd(sock, fd, msg.to_string().as_bytes())?;
+    // SAFETY: the fd is ours; the agent holds its own copy now.
+    unsafe { libc::close(fd) };
     Ok(())
 }
 

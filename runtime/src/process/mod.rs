@@ -114,7 +114,7 @@ fn drive(pid: Pid, chan: &channel::Channel, steps: &ParentSteps) -> Result<(), S
     if let Some(adj) = steps.oom_score_adj {
         write_proc(format!("/proc/{pid}/oom_score_adj"), &adj.to_string())?;
     }
-    chan.send(&channel::Message::Go)?;
+    chan.send(&channel::Message::Go { pid: pid.as_raw() })?;
     if steps.wait_ready {
         loop {
             match chan.recv()? {

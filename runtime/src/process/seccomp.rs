@@ -33,7 +33,7 @@ pub fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Result<ScmpAction, S
         LinuxSeccompAction::ScmpActTrace => ScmpAction::Trace(errno.map(|e| e as u16).unwrap_or(DEFAULT_ERRNO as u16)),
         LinuxSeccompAction::ScmpActLog => ScmpAction::Log,
         LinuxSeccompAction::ScmpActAllow => ScmpAction::Allow,
-        LinuxSeccompAction::ScmpActNotify => return Err(SeccompError::Invalid("action SCMP_ACT_NOTIFY is not supported yet".into())),
+        LinuxSeccompAction::ScmpActNotify => ScmpAction::Notify,
     })
 }
 
@@ -51,9 +51,33 @@ fn compare(arg: &oci_spec::runtime::LinuxSeccompArg) -> ScmpArgCompare {
     ScmpArgCompare::new(arg.index() as u32, op, datum)
 }
 
+/// Whether any rule notifies a seccomp agent (and so needs listenerPath).
+pub fn uses_notify(spec: &LinuxSeccomp) -> bool {
+    spec.default_action() == LinuxSeccompAction::ScmpActNotify
+        || spec.syscalls().iter().flatten().any(|s| s.action() == LinuxSeccompAction::ScmpActNotify)
+}
+
+/// Checks what libseccomp would accept but the spec forbids.
+pub fn validate(spec: &LinuxSeccomp) -> Result<(), SeccompError> {
+    if spec.default_action() == LinuxSeccompAction::ScmpActNotify {
+        return Err(SeccompError::Invalid("SCMP_ACT_NOTIFY cannot be the default action".into()));
+    }
+    if uses_notify(spec) && spec.listener_path().is_none() {
+        return Err(SeccompError::Invalid("SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath".into()));
+    }
+    for s in spec.syscalls().iter().flatten() {
+        if s.action() == LinuxSeccompAction::ScmpActNotify && s.names().iter().any(|n| n == "write") {
+            // The runtime writes the notify fd to the agent after loading the filter.
+            return Err(SeccompError::Invalid("SCMP_ACT_NOTIFY on write would block the runtime".into()));
+        }
+    }
+    Ok(())
+}
+
 /// Builds the filter. Syscall names this libseccomp does not know are skipped,
 /// as runc does, so one profile serves several kernels.
 pub fn build(spec: &LinuxSeccomp) -> Result<ScmpFilterContext, SeccompError> {
+    validate(spec)?;
     let default = action(spec.default_action(), spec.default_errno_ret())?;
     let mut ctx = ScmpFilterContext::new(default).map_err(lib("create filter"))?;
     // libseccomp sets no_new_privs on load by default; the spec leaves that to
@@ -130,7 +154,7 @@ mod tests {
     fn action_maps_errno_and_rejects_notify() {
         assert_eq!(action(LinuxSeccompAction::ScmpActErrno, Some(38)).unwrap(), ScmpAction::Errno(38));
         assert_eq!(action(LinuxSeccompAction::ScmpActErrno, None).unwrap(), ScmpAction::Errno(libc::EPERM));
-        assert!(action(LinuxSeccompAction::ScmpActNotify, None).is_err());
+        assert_eq!(action(LinuxSeccompAction::ScmpActNotify, None).unwrap(), ScmpAction::Notify);
     }
 
     #[test]
