@@ -10,6 +10,7 @@ mod log;
 mod paths;
 mod process;
 mod rootfs;
+mod seal;
 mod state;
 
 use std::io::Write;
@@ -50,7 +51,12 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
 fn main() {
     let cli = Cli::parse();
     log::init(cli.global.log.as_deref(), cli.global.log_format, cli.global.debug);
-    let code = match dispatch(&cli) {
+    // Verbs that put our code inside a container first make this binary read-only (CVE-2019-5736).
+    let sealed = match cli.command {
+        Command::Create(_) | Command::Run(_) | Command::Exec(_) => seal::ensure_read_only_exe().map_err(anyhow::Error::from),
+        _ => Ok(()),
+    };
+    let code = match sealed.and_then(|()| dispatch(&cli)) {
         Ok(code) => code,
         Err(e) => {
             // Logged once here, at the boundary; containerd reads it from --log.

@@ -570,3 +570,39 @@ fn recv_fd_and_text(sock: &std::os::unix::net::UnixStream) -> (std::os::fd::Owne
         (std::os::fd::OwnedFd::from_raw_fd(fd), String::from_utf8_lossy(&data[..n as usize]).into_owned())
     }
 }
+
+/// CVE-2019-5736: a hostile image makes `exec` run the runtime itself inside
+/// the container (`#!/proc/self/exe`) while a container process tries to
+/// reopen that binary for writing.
+#[test]
+fn container_cannot_rewrite_the_runtime_binary() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new(&["/bin/steal_exe", "rind-runtime", "20"]);
+    let probe_src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("probe/steal_exe.c");
+    let out = std::process::Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(b.rootfs().join("bin/steal_exe"))
+        .arg(&probe_src)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "cc: {}", String::from_utf8_lossy(&out.stderr));
+    fs::write(b.rootfs().join("evil"), "#!/proc/self/exe\n").unwrap();
+    fs::set_permissions(b.rootfs().join("evil"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // the attacker needs ptrace-free access to /proc/<pid>/exe of container processes
+    b.config["process"]["capabilities"] = json!({"bounding": ["CAP_SYS_PTRACE", "CAP_KILL"], "effective": ["CAP_SYS_PTRACE", "CAP_KILL"], "permitted": ["CAP_SYS_PTRACE", "CAP_KILL"]});
+    let before = fs::read(&rt.bin).unwrap();
+    let id = unique_id("cve");
+    let c = rt.create(&b, &id);
+    c.start();
+    for _ in 0..200 {
+        if c.status() != "running" {
+            break;
+        }
+        let _ = rt.exec(&["exec", &id, "/evil"]);
+    }
+    c.wait_status("stopped", Duration::from_secs(30));
+    let verdict = b.stdout();
+    assert!(!verdict.contains("WRITABLE"), "the container could open the runtime binary for writing");
+    assert!(verdict.starts_with("caught"), "the probe never caught the runtime inside the container: {verdict:?}");
+    assert_eq!(fs::read(&rt.bin).unwrap(), before, "runtime binary changed");
+}

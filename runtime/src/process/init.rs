@@ -101,6 +101,9 @@ pub fn run(cfg: &ChildConfig, chan: &Channel) -> ! {
 enum Never {}
 
 fn child_main(cfg: &ChildConfig, chan: &Channel) -> Result<Never, InitError> {
+    // Until execve, nothing in the container may ptrace us or open our
+    // /proc/<pid>/exe (the runtime binary); execve resets this.
+    nix::sys::prctl::set_dumpable(false).map_err(sys("set non-dumpable"))?;
     let host_pid = chan.wait_go()?;
     for (t, path, file) in &cfg.join {
         namespaces::join(*t, path, file)?;
