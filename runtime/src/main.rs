@@ -49,13 +49,13 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
 }
 
 fn main() {
+    // Verbs that put our code inside a container first make this binary
+    // read-only (CVE-2019-5736). Checked before parsing, so a re-exec costs
+    // as little as possible; an id that happens to be "run" only costs a re-exec.
+    let spawns = std::env::args_os().skip(1).any(|a| a == "create" || a == "run" || a == "exec");
+    let sealed = if spawns { seal::ensure_read_only_exe().map_err(anyhow::Error::from) } else { Ok(()) };
     let cli = Cli::parse();
     log::init(cli.global.log.as_deref(), cli.global.log_format, cli.global.debug);
-    // Verbs that put our code inside a container first make this binary read-only (CVE-2019-5736).
-    let sealed = match cli.command {
-        Command::Create(_) | Command::Run(_) | Command::Exec(_) => seal::ensure_read_only_exe().map_err(anyhow::Error::from),
-        _ => Ok(()),
-    };
     let code = match sealed.and_then(|()| dispatch(&cli)) {
         Ok(code) => code,
         Err(e) => {
