@@ -5,19 +5,22 @@
 //! process can open /proc/<pid>/exe and reopen it for writing once it is no
 //! longer busy.
 //!
-//! Defence, without copying the binary: before touching a container, make
-//! sure we run from a read-only mount. If /proc/self/exe is writable, enter a
-//! private mount namespace, bind the binary read-only over itself and re-exec
-//! through it. Any reopen of that file for writing then fails with EROFS.
-//! The init is also made non-dumpable until its execve (see process/init.rs),
-//! so container processes cannot even open its /proc/<pid>/exe meanwhile.
+//! Defence, without copying the binary: make sure we run from a read-only
+//! mount. If /proc/self/exe is writable, open the binary through a read-only
+//! bind mount made in a throw-away mount namespace, return to our own mount
+//! namespace, and re-exec that fd. Our image is then that read-only file, so
+//! any reopen of it for writing fails with EROFS, while the runtime itself
+//! keeps working in the host's mount namespace (hooks, propagation). The init
+//! is also non-dumpable until its execve (process/init.rs).
 
 use std::ffi::CString;
+use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
 use nix::sys::statvfs::{statvfs, FsFlags};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,35 +36,37 @@ pub enum SealError {
     Io(#[from] io::Error),
 }
 
-const SEALED_ENV: &str = "_RIND_RUNTIME_SEALED";
+fn sealed() -> bool {
+    statvfs(Path::new("/proc/self/exe")).is_ok_and(|s| s.flags().contains(FsFlags::ST_RDONLY))
+}
 
 /// Returns when this process runs from a read-only mount; otherwise re-execs
 /// itself through one (and does not return).
 pub fn ensure_read_only_exe() -> Result<(), SealError> {
-    if std::env::var_os(SEALED_ENV).is_some() {
-        // SAFETY: single-threaded at this point of main; nothing reads env concurrently.
-        unsafe { std::env::remove_var(SEALED_ENV) };
+    if sealed() {
         return Ok(());
     }
-    let self_exe = Path::new("/proc/self/exe");
-    if statvfs(self_exe).is_ok_and(|s| s.flags().contains(FsFlags::ST_RDONLY)) {
-        return Ok(());
-    }
-    let exe = std::fs::read_link(self_exe)?;
+    let exe = std::fs::read_link("/proc/self/exe")?;
     let shown = exe.display().to_string();
     let sys = |step| {
         let path = shown.clone();
         move |source| SealError::Sys { path, step, source }
     };
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(sys("unshare mount namespace"))?;
-    // Our later mounts must not reach the host, but host mounts must still reach us.
-    nix::mount::mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>).map_err(sys("make / rslave"))?;
+    let home = File::open("/proc/self/ns/mnt")?;
+    // setns resets the working directory; relative paths (`--bundle .`) need it back.
+    let cwd = File::open(".")?;
+    nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(sys("unshare mount namespace"))?;
+    // Nothing done in the throw-away namespace may reach the host.
+    nix::mount::mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+        .map_err(sys("make / rprivate"))?;
     nix::mount::mount(Some(&exe), &exe, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(sys("bind"))?;
     nix::mount::mount(None::<&str>, &exe, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, None::<&str>)
         .map_err(sys("remount read-only"))?;
-    let path = CString::new(exe.as_os_str().as_bytes()).map_err(|_| io::Error::other("binary path has a NUL byte"))?;
+    let image = File::open(&exe)?;
+    nix::sched::setns(&home, CloneFlags::CLONE_NEWNS).map_err(sys("return to our mount namespace"))?;
+    nix::unistd::fchdir(&cwd).map_err(sys("return to the working directory"))?;
     let args: Vec<CString> = std::env::args_os().map(|a| CString::new(a.as_bytes()).unwrap_or_default()).collect();
-    let mut env: Vec<CString> = std::env::vars_os()
+    let env: Vec<CString> = std::env::vars_os()
         .map(|(k, v)| {
             let mut kv = k.as_bytes().to_vec();
             kv.push(b'=');
@@ -69,7 +74,6 @@ pub fn ensure_read_only_exe() -> Result<(), SealError> {
             CString::new(kv).unwrap_or_default()
         })
         .collect();
-    env.push(CString::new(format!("{SEALED_ENV}=1")).expect("no NUL"));
-    let err = nix::unistd::execve(&path, &args, &env).unwrap_err();
+    let err = nix::unistd::execveat(&image, c"", &args, &env, nix::fcntl::AtFlags::AT_EMPTY_PATH).unwrap_err();
     Err(SealError::Sys { path: exe.display().to_string(), step: "re-exec", source: err })
 }

@@ -1,5 +1,8 @@
 /* Runs inside a container and plays the CVE-2019-5736 attacker: it watches
- * /proc for any process whose exe is the runtime binary, keeps an O_PATH fd
+ * /proc for any process whose exe is not one of the image's own binaries
+ * (those live under the prefix in argv[1]): that is the runtime, seen from
+ * inside (its path may show as "/" when it runs from a mount of another
+ * namespace). It keeps an O_PATH fd
  * to it, waits for that process to go away, then tries to reopen the binary
  * for writing. It never writes a byte. Prints one line:
  *   "caught <errno name>"  when it caught the binary and the reopen failed,
@@ -16,7 +19,7 @@
 #include <unistd.h>
 
 int main(int argc, char **argv) {
-    const char *needle = argc > 1 ? argv[1] : "rind-runtime";
+    const char *image_prefix = argc > 1 ? argv[1] : "/bin/";
     time_t end = time(NULL) + (argc > 2 ? atoi(argv[2]) : 20);
     while (time(NULL) < end) {
         DIR *d = opendir("/proc");
@@ -28,7 +31,7 @@ int main(int argc, char **argv) {
             ssize_t n = readlink(link, target, sizeof target - 1);
             if (n <= 0) continue;
             target[n] = 0;
-            if (!strstr(target, needle)) continue;
+            if (strncmp(target, image_prefix, strlen(image_prefix)) == 0) continue;
             int fd = open(link, O_PATH);
             if (fd < 0) continue;
             /* wait until the binary is no longer being executed */

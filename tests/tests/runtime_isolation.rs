@@ -577,7 +577,7 @@ fn recv_fd_and_text(sock: &std::os::unix::net::UnixStream) -> (std::os::fd::Owne
 #[test]
 fn container_cannot_rewrite_the_runtime_binary() {
     let rt = Runtime::new();
-    let mut b = Bundle::new(&["/bin/steal_exe", "rind-runtime", "20"]);
+    let mut b = Bundle::new(&["/bin/steal_exe", "/bin/", "20"]);
     let probe_src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("probe/steal_exe.c");
     let out = std::process::Command::new("cc")
         .args(["-static", "-O2", "-o"])

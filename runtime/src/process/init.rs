@@ -57,6 +57,8 @@ pub enum InitError {
     Invalid(String),
     #[error(transparent)]
     Hook(#[from] crate::hooks::HookError),
+    #[error(transparent)]
+    Sched(#[from] super::sched::SchedError),
 }
 
 fn sys(step: impl Into<String>) -> impl FnOnce(nix::Error) -> InitError {
@@ -149,6 +151,8 @@ fn child_main(cfg: &ChildConfig, chan: &Channel) -> Result<Never, InitError> {
         rootfs::finalize(spec)?;
     }
     set_rlimits(cfg.process)?;
+    let personality = cfg.spec.and_then(|s| s.linux().as_ref()).and_then(|l| l.personality().as_ref());
+    super::sched::apply(cfg.process, personality)?;
     cfg.caps.apply_before_user()?;
     switch_user(cfg.process)?;
     let cwd = cfg.process.cwd();

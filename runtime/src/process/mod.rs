@@ -6,6 +6,7 @@ pub mod capabilities;
 pub mod channel;
 pub mod init;
 pub mod namespaces;
+pub mod sched;
 pub mod seccomp;
 
 use std::io;

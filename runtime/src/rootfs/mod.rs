@@ -118,14 +118,21 @@ pub struct Setup<'a> {
 pub fn prepare(s: &Setup) -> Result<(), RootfsError> {
     let linux = s.spec.linux().as_ref();
     let prop = linux.and_then(|l| l.rootfs_propagation().as_deref()).unwrap_or("");
+    // How the copied host mounts propagate: by default host mounts reach the
+    // container and not back (rslave). For shared, leave them in the host's
+    // peer groups so bind mounts propagate both ways.
     let pre = match prop {
-        "" | "slave" | "rslave" | "unbindable" | "runbindable" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        "private" | "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-        "shared" | "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "" | "slave" | "rslave" | "unbindable" | "runbindable" => Some(MsFlags::MS_SLAVE | MsFlags::MS_REC),
+        "private" | "rprivate" => Some(MsFlags::MS_PRIVATE | MsFlags::MS_REC),
+        "shared" | "rshared" => None,
         other => return Err(RootfsError::Invalid(format!("rootfsPropagation {other:?} is not a propagation mode"))),
     };
-    do_mount(None, Path::new("/"), None, pre, None)?;
+    if let Some(pre) = pre {
+        do_mount(None, Path::new("/"), None, pre, None)?;
+    }
     do_mount(Some(s.rootfs), s.rootfs, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+    // pivot_root refuses a shared new root or parent; rootfsPropagation is applied after it.
+    do_mount(None, s.rootfs, None, MsFlags::MS_PRIVATE, None)?;
     make_parent_private(s.rootfs)?;
 
     let mounts = s.spec.mounts().clone().unwrap_or_default();
@@ -162,6 +169,15 @@ fn mount_entry(s: &Setup, m: &Mount) -> Result<(), RootfsError> {
     if !dest.starts_with(s.rootfs) {
         return Err(RootfsError::Invalid(format!("mount destination {} leaves the rootfs", m.destination().display())));
     }
+    // proc and sysfs over a symlink would hand the container a view the image
+    // author chose (e.g. `proc -> /` puts proc over the whole rootfs): refuse, as runc does.
+    if (typ == "proc" || typ == "sysfs") && dest != lexical_join(s.rootfs, m.destination()) {
+        return Err(RootfsError::Invalid(format!(
+            "{typ} mount destination {} is a symlink in the rootfs (to {}): refusing",
+            m.destination().display(),
+            dest.display()
+        )));
+    }
     let data = (!opts.data.is_empty()).then(|| opts.data.join(","));
     let is_bind = opts.is_bind || typ == "bind";
     if typ == "cgroup" || typ == "cgroup2" {
@@ -195,6 +211,21 @@ fn mount_entry(s: &Setup, m: &Mount) -> Result<(), RootfsError> {
         do_mount(None, &dest, None, *p, None)?;
     }
     Ok(())
+}
+
+/// `root` + `path` without following anything, `..` clamped at the root.
+fn lexical_join(root: &Path, path: &Path) -> PathBuf {
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::Normal(n) => parts.push(n),
+            std::path::Component::ParentDir => {
+                parts.pop();
+            }
+            _ => {}
+        }
+    }
+    parts.iter().fold(root.to_path_buf(), |p, c| p.join(c))
 }
 
 /// A cgroup mount shows the container's own cgroup: cgroup2 itself inside a
