@@ -1,7 +1,8 @@
 //! Side-by-side benchmarks of rind against its peers, in one run on the same
 //! inputs, printing medians and ratios. Not timed tests: run by hand as root.
 //!
-//!   rind-bench runtime [--runs N]   rind-runtime vs runc vs crun: `run` of busybox `true`
+//!   rind-bench runtime [--runs N] [--full]   rind-runtime vs runc vs crun: `run` of busybox `true`
+//!                                            (--full: with seccomp and hooks)
 
 mod runtime;
 
@@ -9,9 +10,9 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let runs = args.iter().position(|a| a == "--runs").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(50);
     match args.first().map(String::as_str) {
-        Some("runtime") => runtime::bench(runs),
+        Some("runtime") => runtime::bench(runs, args.iter().any(|a| a == "--full")),
         _ => {
-            eprintln!("usage: rind-bench runtime [--runs N]");
+            eprintln!("usage: rind-bench runtime [--runs N] [--full]");
             std::process::exit(2);
         }
     }

@@ -77,19 +77,25 @@ pub fn run(kind: &'static str, hook: &Hook, state: &HookState) -> Result<(), Hoo
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(&data);
     }
-    let deadline = hook.timeout().filter(|t| *t > 0).map(|t| (t, Instant::now() + Duration::from_secs(t as u64)));
-    let status = loop {
-        if let Some(st) = child.try_wait().map_err(spawn_err)? {
-            break st;
-        }
-        if let Some((secs, at)) = deadline {
-            if Instant::now() >= at {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(HookError::Timeout { kind, path, secs });
+    let status = match hook.timeout().filter(|t| *t > 0) {
+        None => child.wait().map_err(spawn_err)?,
+        Some(secs) => {
+            let at = Instant::now() + Duration::from_secs(secs as u64);
+            // Short hooks are the rule: poll fast at first, then back off.
+            let mut nap = Duration::from_micros(50);
+            loop {
+                if let Some(st) = child.try_wait().map_err(spawn_err)? {
+                    break st;
+                }
+                if Instant::now() >= at {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(HookError::Timeout { kind, path, secs });
+                }
+                std::thread::sleep(nap);
+                nap = (nap * 2).min(Duration::from_millis(10));
             }
         }
-        std::thread::sleep(Duration::from_millis(2));
     };
     if status.success() {
         return Ok(());
