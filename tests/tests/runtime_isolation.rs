@@ -461,7 +461,7 @@ fn exec_joins_the_container() {
         &id,
         "sh",
         "-c",
-        "hostname; echo $X; pwd; id -u; id -g; ls /proc | grep -c '^[0-9]'; cat /proc/self/cgroup | grep pids",
+        "hostname; echo $X; pwd; id -u; id -g; ls /proc | grep -c '^[0-9]'; grep -E ':pids:|^0::' /proc/self/cgroup | head -1",
     ]);
     let text = stdout(&out);
     let l: Vec<&str> = text.lines().collect();
@@ -469,7 +469,8 @@ fn exec_joins_the_container() {
     // sees the container's processes only: init, sh, ls/grep children
     assert!(l[5].parse::<u32>().unwrap() <= 5, "{text}");
     let init_cg = fs::read_to_string(format!("/proc/{}/cgroup", c.pid())).unwrap();
-    let init_pids = init_cg.lines().find(|x| x.contains("pids")).unwrap().to_string();
+    // v1: the pids hierarchy; v2: the unified one
+    let init_pids = init_cg.lines().find(|x| x.contains(":pids:") || x.starts_with("0::")).unwrap().to_string();
     assert!(init_pids.ends_with(l[6].rsplit(':').next().unwrap()), "exec not in the container's cgroup: {} vs {init_pids}", l[6]);
     // the exit status comes back
     let out = rt.exec(&["exec", &id, "sh", "-c", "exit 5"]);
@@ -605,4 +606,62 @@ fn container_cannot_rewrite_the_runtime_binary() {
     assert!(!verdict.contains("WRITABLE"), "the container could open the runtime binary for writing");
     assert!(verdict.starts_with("caught"), "the probe never caught the runtime inside the container: {verdict:?}");
     assert_eq!(fs::read(&rt.bin).unwrap(), before, "runtime binary changed");
+}
+
+#[test]
+fn init_is_not_dumpable_before_exec() {
+    let rt = Runtime::new();
+    let b = Bundle::new(&["sleep", "1000"]);
+    let id = unique_id("dump");
+    let c = rt.create(&b, &id);
+    // Same uid, no CAP_SYS_PTRACE: a dumpable process's environ would be readable.
+    let before = rt.exec(&["exec", &id, "sh", "-c", "cat /proc/1/environ >/dev/null 2>&1 && echo readable || echo denied"]);
+    assert_eq!(stdout(&before), "denied\n", "the created init is readable from the container: {}", stderr(&before));
+    c.start();
+    let after = rt.ok(&["exec", &id, "sh", "-c", "cat /proc/1/environ >/dev/null 2>&1 && echo readable || echo denied"]);
+    assert_eq!(stdout(&after), "readable\n", "after its execve the init is an ordinary process again");
+}
+
+#[test]
+fn seccomp_kill_trap_and_log_actions() {
+    let rt = Runtime::new();
+    for (action, want) in
+        [("SCMP_ACT_KILL_PROCESS", 128 + 31), ("SCMP_ACT_KILL", 128 + 31), ("SCMP_ACT_TRAP", 128 + 31), ("SCMP_ACT_LOG", 0)]
+    {
+        let mut b = Bundle::new(&["sh", "-c", "exec uname"]);
+        b.linux()
+            .insert("seccomp".into(), json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["uname"], "action": action}]}));
+        let out = rt.run(&b, &unique_id("scact"));
+        assert_eq!(out.status.code(), Some(want), "{action}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn exec_with_a_terminal() {
+    let rt = Runtime::new();
+    let b = Bundle::new(&["sleep", "1000"]);
+    let id = unique_id("exectty");
+    let c = rt.create(&b, &id);
+    c.start();
+    let sock_path = b.path().join("exec-console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock_path).unwrap();
+    let mut child = rt
+        .cmd()
+        .args(["exec", "--tty", "--console-socket", sock_path.to_str().unwrap(), &id, "sh", "-c", "test -t 1 && echo exec-tty"])
+        .spawn()
+        .unwrap();
+    let (conn, _) = listener.accept().unwrap();
+    let master = recv_fd(&conn);
+    let mut f = fs::File::from(master);
+    let mut text = String::new();
+    let mut buf = [0u8; 1024];
+    use std::io::Read;
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(text.contains("exec-tty"), "{text:?}");
 }

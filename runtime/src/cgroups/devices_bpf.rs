@@ -146,24 +146,30 @@ struct ProgAttachAttr {
 /// Loads the program and attaches it to the cgroup directory `cgroup`.
 pub fn attach(prog: &[Insn], cgroup: &std::fs::File) -> io::Result<()> {
     let license = c"Apache";
-    let mut log = vec![0u8; 4096];
-    let attr = ProgLoadAttr {
-        prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
-        insn_cnt: prog.len() as u32,
-        insns: prog.as_ptr() as u64,
-        license: license.as_ptr() as u64,
-        log_level: 1,
-        log_size: log.len() as u32,
-        log_buf: log.as_mut_ptr() as u64,
-        ..Default::default()
+    let load = |log: &mut [u8]| {
+        let attr = ProgLoadAttr {
+            prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
+            insn_cnt: prog.len() as u32,
+            insns: prog.as_ptr() as u64,
+            license: license.as_ptr() as u64,
+            log_level: u32::from(!log.is_empty()),
+            log_size: log.len() as u32,
+            log_buf: if log.is_empty() { 0 } else { log.as_mut_ptr() as u64 },
+            ..Default::default()
+        };
+        // SAFETY: attr points at live buffers (prog, license, log) for the
+        // duration of the call, and its size is passed exactly.
+        unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_LOAD, &attr as *const _, std::mem::size_of::<ProgLoadAttr>()) }
     };
-    // SAFETY: attr points at live buffers (prog, license, log) for the duration
-    // of the call, and its size is passed exactly.
-    let fd = unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_LOAD, &attr as *const _, std::mem::size_of::<ProgLoadAttr>()) };
+    // Without a log: a verifier log that outgrows its buffer fails the load (ENOSPC).
+    let fd = load(&mut []);
     if fd < 0 {
         let err = io::Error::last_os_error();
-        let msg = String::from_utf8_lossy(&log[..log.iter().position(|&b| b == 0).unwrap_or(0)]).into_owned();
-        return Err(io::Error::new(err.kind(), format!("load device filter: {err} {msg}")));
+        let mut log = vec![0u8; 1 << 20];
+        load(&mut log);
+        let text = String::from_utf8_lossy(&log[..log.iter().position(|&b| b == 0).unwrap_or(0)]).into_owned();
+        let tail: String = text.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
+        return Err(io::Error::new(err.kind(), format!("load device filter: {err}: {tail}")));
     }
     // SAFETY: the kernel just returned this fd to us; we own it.
     let prog_fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
