@@ -321,3 +321,42 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
 
 pub mod containerd;
 pub mod image;
+
+/// Receives one fd sent with SCM_RIGHTS, and the bytes that came with it.
+pub fn recv_fd(sock: &std::os::unix::net::UnixStream) -> (std::os::fd::OwnedFd, Vec<u8>) {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut data = vec![0u8; 65536];
+    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
+    let mut cmsg = [0u8; 64];
+    // SAFETY: msghdr points at live buffers; we read one SCM_RIGHTS fd back.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cmsg.as_mut_ptr().cast();
+        msg.msg_controllen = cmsg.len();
+        let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, 0);
+        assert!(n >= 0, "recvmsg: {}", std::io::Error::last_os_error());
+        let hdr = libc::CMSG_FIRSTHDR(&msg);
+        assert!(!hdr.is_null(), "no fd received");
+        assert_eq!((*hdr).cmsg_type, libc::SCM_RIGHTS);
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(hdr) as *const i32);
+        data.truncate(n as usize);
+        (std::os::fd::OwnedFd::from_raw_fd(fd), data)
+    }
+}
+
+/// Reads a pty master until the slave side is closed (EIO) and returns the text.
+pub fn read_pty(master: std::os::fd::OwnedFd) -> String {
+    use std::io::Read;
+    let mut f = fs::File::from(master);
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    text
+}

@@ -404,42 +404,11 @@ fn terminal_through_console_socket() {
     assert!(out.status.success(), "{}", stderr(&out));
     let c = Container { rt: &rt, id };
     let (conn, _) = listener.accept().unwrap();
-    let master = recv_fd(&conn);
+    let (master, _) = recv_fd(&conn);
     c.start();
-    let mut text = String::new();
-    let mut f = fs::File::from(master);
-    use std::io::Read;
-    let mut buf = [0u8; 4096];
-    // Reading a pty master ends with EIO once the slave side is closed.
-    while let Ok(n) = f.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        text.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    let text = read_pty(master);
     assert!(text.contains("is-a-tty"), "{text:?}");
     assert!(text.contains("33 101"), "{text:?}");
-}
-
-fn recv_fd(sock: &std::os::unix::net::UnixStream) -> std::os::fd::OwnedFd {
-    use std::os::fd::{AsRawFd, FromRawFd};
-    let mut data = [0u8; 256];
-    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
-    let mut cmsg = [0u8; 64];
-    // SAFETY: msghdr points at live buffers; we read one SCM_RIGHTS fd back.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cmsg.as_mut_ptr().cast();
-        msg.msg_controllen = cmsg.len();
-        assert!(libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) >= 0);
-        let hdr = libc::CMSG_FIRSTHDR(&msg);
-        assert!(!hdr.is_null(), "no fd received");
-        assert_eq!((*hdr).cmsg_type, libc::SCM_RIGHTS);
-        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(hdr) as *const i32);
-        std::os::fd::OwnedFd::from_raw_fd(fd)
-    }
 }
 
 #[test]
@@ -531,7 +500,8 @@ fn seccomp_notify_hands_the_fd_to_the_agent() {
     // The agent: take the fd and the state, answer the first notification with EXDEV.
     let agent = std::thread::spawn(move || {
         let (conn, _) = listener.accept().unwrap();
-        let (fd, text) = recv_fd_and_text(&conn);
+        let (fd, text) = recv_fd(&conn);
+        let text = String::from_utf8_lossy(&text).into_owned();
         let req = libseccomp::ScmpNotifReq::receive(fd.as_raw_fd()).unwrap();
         libseccomp::ScmpNotifResp::new_error(req.id, -libc::EXDEV, libseccomp::ScmpNotifRespFlags::empty())
             .respond(fd.as_raw_fd())
@@ -549,27 +519,6 @@ fn seccomp_notify_hands_the_fd_to_the_agent() {
     assert_eq!(v["state"]["id"], id.as_str());
     assert!(b.stdout().contains("cross-device"), "the agent's answer did not reach the container: {}", b.stdout());
     assert!(b.stdout().contains("after"));
-}
-
-fn recv_fd_and_text(sock: &std::os::unix::net::UnixStream) -> (std::os::fd::OwnedFd, String) {
-    use std::os::fd::{AsRawFd, FromRawFd};
-    let mut data = vec![0u8; 65536];
-    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
-    let mut cmsg = [0u8; 64];
-    // SAFETY: msghdr points at live buffers; we read one SCM_RIGHTS fd back.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cmsg.as_mut_ptr().cast();
-        msg.msg_controllen = cmsg.len();
-        let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, 0);
-        assert!(n >= 0);
-        let hdr = libc::CMSG_FIRSTHDR(&msg);
-        assert!(!hdr.is_null(), "no fd received");
-        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(hdr) as *const i32);
-        (std::os::fd::OwnedFd::from_raw_fd(fd), String::from_utf8_lossy(&data[..n as usize]).into_owned())
-    }
 }
 
 /// CVE-2019-5736: a hostile image makes `exec` run the runtime itself inside
@@ -651,17 +600,8 @@ fn exec_with_a_terminal() {
         .spawn()
         .unwrap();
     let (conn, _) = listener.accept().unwrap();
-    let master = recv_fd(&conn);
-    let mut f = fs::File::from(master);
-    let mut text = String::new();
-    let mut buf = [0u8; 1024];
-    use std::io::Read;
-    while let Ok(n) = f.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        text.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
+    let (master, _) = recv_fd(&conn);
+    let text = read_pty(master);
     assert!(child.wait().unwrap().success());
     assert!(text.contains("exec-tty"), "{text:?}");
 }
