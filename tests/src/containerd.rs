@@ -31,7 +31,11 @@ impl Containerd {
     /// (Re)starts the daemon on the same root, state and socket.
     pub fn spawn(&mut self) {
         let log = fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("containerd.log")).unwrap();
+        // Our binaries first on PATH: containerd finds containerd-shim-rind-v2
+        // there, and the shim finds rind-runtime.
+        let path = format!("{}:{}", crate::target_dir().display(), std::env::var("PATH").unwrap_or_default());
         let child = Command::new("containerd")
+            .env("PATH", path)
             .arg("--config")
             .arg(self.dir.path().join("config.toml"))
             .stdin(Stdio::null())

@@ -1,0 +1,183 @@
+//! containerd-shim-rind-v2: containerd's shim v2 protocol for one container.
+//! `start` daemonises a server and prints its address; `delete` cleans up
+//! after a shim that is gone; with no action, the server itself runs.
+
+mod args;
+mod events;
+mod exit_file;
+mod paths;
+mod reaper;
+mod runtime;
+mod service;
+
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context};
+use containerd_shim_protos::protobuf::{Message, MessageField};
+
+/// The listening socket `start` hands to the server, as containerd's shims do.
+const LISTENER_FD: i32 = 3;
+
+fn main() {
+    let args = match args::parse(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("containerd-shim-rind-v2: {e}");
+            std::process::exit(2);
+        }
+    };
+    let result = match args.action.as_deref() {
+        Some("start") => start(&args),
+        Some("delete") => delete(&args),
+        Some("version") => {
+            println!("containerd-shim-rind-v2 {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        None => serve(&args),
+        Some(other) => Err(anyhow::anyhow!("unknown action {other:?}")),
+    };
+    if let Err(e) = result {
+        eprintln!("containerd-shim-rind-v2: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn bundle_dir(args: &args::Args) -> anyhow::Result<PathBuf> {
+    match &args.bundle {
+        Some(b) => Ok(b.clone()),
+        None => std::env::current_dir().context("current directory (the bundle)"),
+    }
+}
+
+/// `start`: a second start for the same id returns the running shim's address.
+fn start(args: &args::Args) -> anyhow::Result<()> {
+    let bundle = bundle_dir(args)?;
+    let sock = paths::socket_path(Path::new(paths::SOCKET_DIR), &args.address, &args.namespace, &args.id);
+    let address = format!("unix://{}", sock.display());
+    if UnixStream::connect(&sock).is_ok() {
+        std::fs::write(bundle.join(paths::ADDRESS_FILE), &address).context("write address file")?;
+        println!("{address}");
+        return Ok(());
+    }
+    std::fs::create_dir_all(paths::SOCKET_DIR).context("create socket dir")?;
+    let _ = std::fs::remove_file(&sock);
+    let listener = UnixListener::bind(&sock).with_context(|| format!("listen on {}", sock.display()))?;
+    let exe = std::env::current_exe().context("find own binary")?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["-namespace", &args.namespace, "-id", &args.id, "-address", &args.address, "-publish-binary", &args.publish_binary]);
+    if args.debug {
+        cmd.arg("-debug");
+    }
+    cmd.current_dir(&bundle).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    let lfd = listener.as_raw_fd();
+    // SAFETY: between fork and exec we only call async-signal-safe setsid and dup2.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // dup2 onto itself would keep FD_CLOEXEC: clear it instead.
+            let rc = if lfd == LISTENER_FD { libc::fcntl(lfd, libc::F_SETFD, 0) } else { libc::dup2(lfd, LISTENER_FD) };
+            if rc < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().context("spawn shim server")?;
+    drop(child);
+    std::fs::write(bundle.join(paths::ADDRESS_FILE), &address).context("write address file")?;
+    let mut out = std::io::stdout().lock();
+    write!(out, "{address}")?;
+    Ok(())
+}
+
+/// `delete`: the shim is gone; clean the container and report its exit.
+fn delete(args: &args::Args) -> anyhow::Result<()> {
+    let bundle = bundle_dir(args)?;
+    let choice: service::RuntimeChoice =
+        std::fs::read(bundle.join(service::RUNTIME_CHOICE_FILE)).ok().and_then(|d| serde_json::from_slice(&d).ok()).unwrap_or(
+            service::RuntimeChoice { binary: paths::DEFAULT_RUNTIME.into(), root: Path::new(paths::RUNTIME_ROOT).join(&args.namespace) },
+        );
+    let _ = Command::new(&choice.binary)
+        .arg("--root")
+        .arg(&choice.root)
+        .args(["delete", "--force", &args.id])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let _ = nix::mount::umount2(&bundle.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
+    let exit = exit_file::read(&bundle.join(paths::EXIT_FILE)).unwrap_or_else(|| exit_file::Exit::now(0, 128 + libc::SIGKILL as u32));
+    let mut r = containerd_shim_protos::shim::shim::DeleteResponse::new();
+    r.pid = exit.pid as u32;
+    r.exit_status = exit.status;
+    r.exited_at = MessageField::some(events::timestamp(exit.time()));
+    std::io::stdout().write_all(&r.write_to_bytes()?)?;
+    Ok(())
+}
+
+fn init_logging(debug: bool) {
+    // containerd reads the shim's log from the "log" fifo in the bundle.
+    let fifo = std::fs::OpenOptions::new().write(true).custom_flags_nonblock().open("log");
+    let builder =
+        tracing_subscriber::fmt().with_ansi(false).with_max_level(if debug { tracing::Level::DEBUG } else { tracing::Level::INFO });
+    let _ = match fifo {
+        Ok(f) => builder.with_writer(std::sync::Mutex::new(f)).try_init(),
+        Err(_) => builder.with_writer(std::io::sink).try_init(),
+    };
+}
+
+trait NonBlock {
+    fn custom_flags_nonblock(&mut self) -> &mut Self;
+}
+
+impl NonBlock for std::fs::OpenOptions {
+    fn custom_flags_nonblock(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_NONBLOCK)
+    }
+}
+
+/// The server: subreaper, ttrpc Task service on fd 3, until Shutdown.
+fn serve(args: &args::Args) -> anyhow::Result<()> {
+    init_logging(args.debug);
+    nix::sys::prctl::set_child_subreaper(true).context("become child subreaper")?;
+    let bundle = std::env::current_dir().context("current directory (the bundle)")?;
+    // SAFETY: fd 3 is the listener `start` passed us; nothing else owns it.
+    let check = unsafe { UnixListener::from_raw_fd(LISTENER_FD) };
+    if check.local_addr().is_err() {
+        bail!("fd {LISTENER_FD} is not a listening socket: run this shim through `start`");
+    }
+    let _ = check.into_raw_fd();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("tokio runtime")?;
+    rt.block_on(async {
+        let reaper = reaper::Reaper::start().context("watch SIGCHLD")?;
+        let ttrpc_address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
+        let publisher = events::Publisher::new(ttrpc_address, args.namespace.clone());
+        let svc = service::TaskService::new(args.namespace.clone(), args.id.clone(), bundle, reaper, publisher);
+        svc.monitor_exits();
+        let shutdown = svc.shutdown.clone();
+        // containerd 2.x speaks containerd.task.v3.Task; 1.6 and 1.7 the same
+        // messages as containerd.task.v2.Task: serve both names.
+        let mut task = containerd_shim_protos::shim_async::create_task(svc.clone());
+        let v2: Vec<_> = containerd_shim_protos::shim_async::create_task(svc).into_values().collect();
+        for s in v2 {
+            task.insert("containerd.task.v2.Task".to_string(), s);
+        }
+        // SAFETY: the listener fd is handed to the server, which owns it from here.
+        let server = unsafe { ttrpc::asynchronous::Server::new().add_unix_listener(LISTENER_FD) }.context("ttrpc listener")?;
+        let mut server = server.register_service(task);
+        server.start().await.context("start ttrpc server")?;
+        shutdown.notified().await;
+        // Let the Shutdown reply go out before we stop.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let _ = server.shutdown().await;
+        anyhow::Ok(())
+    })?;
+    Ok(())
+}

@@ -1,0 +1,661 @@
+//! The shim v2 Task service: one container (the init) and its exec
+//! processes. Runtime work goes through `runtime.rs`; exits come from the
+//! reaper through `monitor_exits`, which records them (the init's on disk
+//! first) and then publishes TaskExit.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use containerd_shim_protos::events::task::{
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskPaused, TaskResumed, TaskStart,
+};
+use containerd_shim_protos::protobuf::well_known_types::empty::Empty;
+use containerd_shim_protos::protobuf::{EnumOrUnknown, Message, MessageField};
+use containerd_shim_protos::shim::oci::Options;
+use containerd_shim_protos::shim::shim::*;
+use containerd_shim_protos::shim_async::Task;
+use containerd_shim_protos::topics;
+use containerd_shim_protos::types::task::{ProcessInfo, Status};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use ttrpc::r#async::TtrpcContext;
+
+use crate::events::{timestamp, Publisher};
+use crate::exit_file::{self, Exit};
+use crate::paths;
+use crate::reaper::Reaper;
+use crate::runtime::{Runtime, RuntimeError, Stdio3};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShimError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0} is not implemented by containerd-shim-rind-v2 yet")]
+    Unimplemented(&'static str),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The one mapping from our errors to ttrpc status codes.
+impl From<ShimError> for ttrpc::Error {
+    fn from(e: ShimError) -> Self {
+        let code = match &e {
+            ShimError::NotFound(_) => ttrpc::Code::NOT_FOUND,
+            ShimError::FailedPrecondition(_) => ttrpc::Code::FAILED_PRECONDITION,
+            ShimError::InvalidArgument(_) => ttrpc::Code::INVALID_ARGUMENT,
+            ShimError::Unimplemented(_) => ttrpc::Code::UNIMPLEMENTED,
+            ShimError::Runtime(_) | ShimError::Io { .. } => ttrpc::Code::INTERNAL,
+        };
+        ttrpc::Error::RpcStatus(ttrpc::get_status(code, e.to_string()))
+    }
+}
+
+type Result<T> = std::result::Result<T, ShimError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PStatus {
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+struct Proc {
+    pid: i32,
+    status: PStatus,
+    exit: Option<Exit>,
+    io: (String, String, String),
+    terminal: bool,
+    exited: Arc<Notify>,
+    /// exec only: the OCI process JSON.
+    spec: Option<Vec<u8>>,
+}
+
+impl Proc {
+    fn new(io: (String, String, String), terminal: bool, spec: Option<Vec<u8>>) -> Proc {
+        Proc { pid: 0, status: PStatus::Created, exit: None, io, terminal, exited: Arc::new(Notify::new()), spec }
+    }
+}
+
+#[derive(Default)]
+struct Tasks {
+    init: Option<Proc>,
+    execs: HashMap<String, Proc>,
+    /// Exits of pids not yet recorded (a process can die before we learn its pid).
+    unclaimed: HashMap<i32, u32>,
+}
+
+impl Tasks {
+    fn get(&mut self, exec_id: &str) -> Result<&mut Proc> {
+        let p = if exec_id.is_empty() { self.init.as_mut() } else { self.execs.get_mut(exec_id) };
+        p.ok_or_else(|| ShimError::NotFound(if exec_id.is_empty() { "task".into() } else { format!("exec {exec_id}") }))
+    }
+}
+
+/// What `delete` needs after the service is gone: which runtime ran the container.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RuntimeChoice {
+    pub binary: PathBuf,
+    pub root: PathBuf,
+}
+
+pub const RUNTIME_CHOICE_FILE: &str = "runtime.json";
+
+pub struct TaskService {
+    pub namespace: String,
+    pub id: String,
+    pub bundle: PathBuf,
+    reaper: Arc<Reaper>,
+    runtime: Mutex<Option<Arc<Runtime>>>,
+    publisher: Arc<Publisher>,
+    tasks: Arc<Mutex<Tasks>>,
+    deleted: Arc<AtomicBool>,
+    rootfs_mounted: AtomicBool,
+    pub shutdown: Arc<Notify>,
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ShimError + 'a {
+    move |source| ShimError::Io { op, path: path.display().to_string(), source }
+}
+
+/// Opens a stdio fifo given by containerd ("" means none).
+fn open_stdio(path: &str, write: bool) -> Result<Option<File>> {
+    if path.is_empty() {
+        return Ok(None);
+    }
+    if path.contains("://") {
+        return Err(ShimError::InvalidArgument(format!("stdio URI {path}: only fifo paths are supported yet")));
+    }
+    let p = Path::new(path);
+    let mut o = OpenOptions::new();
+    if write {
+        // The reader (ctr, rindd) is already there; if it is not, keep the pipe open ourselves.
+        o.write(true).custom_flags(libc::O_NONBLOCK);
+        let f = match o.open(p) {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                OpenOptions::new().read(true).write(true).open(p).map_err(io_err("open", p))?
+            }
+            Err(e) => return Err(io_err("open", p)(e)),
+        };
+        clear_nonblock(&f);
+        Ok(Some(f))
+    } else {
+        let f = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(p).map_err(io_err("open", p))?;
+        clear_nonblock(&f);
+        Ok(Some(f))
+    }
+}
+
+fn clear_nonblock(f: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: F_GETFL/F_SETFL on an fd we own.
+    unsafe {
+        let fl = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(f.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
+    }
+}
+
+/// Mounts the rootfs containerd hands us (one overlay or bind mount) at <bundle>/rootfs.
+fn mount_rootfs(mounts: &[containerd_shim_protos::types::mount::Mount], target: &Path) -> Result<bool> {
+    use nix::mount::MsFlags;
+    let Some(m) = mounts.first() else { return Ok(false) };
+    std::fs::create_dir_all(target).map_err(io_err("create", target))?;
+    let mut flags = MsFlags::empty();
+    let mut data = Vec::new();
+    for o in &m.options {
+        match o.as_str() {
+            "ro" => flags |= MsFlags::MS_RDONLY,
+            "rw" => {}
+            "bind" => flags |= MsFlags::MS_BIND,
+            "rbind" => flags |= MsFlags::MS_BIND | MsFlags::MS_REC,
+            "nosuid" => flags |= MsFlags::MS_NOSUID,
+            "nodev" => flags |= MsFlags::MS_NODEV,
+            "noexec" => flags |= MsFlags::MS_NOEXEC,
+            other => data.push(other.to_string()),
+        }
+    }
+    let data = data.join(",");
+    let fstype = (!m.type_.is_empty() && m.type_ != "bind").then_some(m.type_.as_str());
+    nix::mount::mount(Some(m.source.as_str()), target, fstype, flags, (!data.is_empty()).then_some(data.as_str()))
+        .map_err(|e| ShimError::Io { op: "mount rootfs on", path: target.display().to_string(), source: e.into() })?;
+    Ok(true)
+}
+
+impl TaskService {
+    pub fn new(namespace: String, id: String, bundle: PathBuf, reaper: Arc<Reaper>, publisher: Arc<Publisher>) -> Arc<TaskService> {
+        Arc::new(TaskService {
+            namespace,
+            id,
+            bundle,
+            reaper,
+            runtime: Mutex::new(None),
+            publisher,
+            tasks: Arc::new(Mutex::new(Tasks::default())),
+            deleted: Arc::new(AtomicBool::new(false)),
+            rootfs_mounted: AtomicBool::new(false),
+            shutdown: Arc::new(Notify::new()),
+        })
+    }
+
+    fn runtime(&self) -> Result<Arc<Runtime>> {
+        self.runtime.lock().expect("lock").clone().ok_or_else(|| ShimError::FailedPrecondition("the task was not created".into()))
+    }
+
+    /// Records every exit the reaper sees; the init's goes to disk before TaskExit.
+    pub fn monitor_exits(self: &Arc<Self>) {
+        let mut rx = self.reaper.subscribe();
+        let svc = self.clone();
+        tokio::spawn(async move {
+            while let Ok(ev) = rx.recv().await {
+                let mut t = svc.tasks.lock().expect("lock");
+                let exit = Exit::now(ev.pid, ev.status);
+                let (exec_id, proc) = if t.init.as_ref().is_some_and(|p| p.pid == ev.pid && p.exit.is_none()) {
+                    (String::new(), t.init.as_mut())
+                } else if let Some((id, p)) = t.execs.iter_mut().find(|(_, p)| p.pid == ev.pid && p.exit.is_none()) {
+                    (id.clone(), Some(p))
+                } else {
+                    if t.unclaimed.len() < 1024 {
+                        t.unclaimed.insert(ev.pid, ev.status);
+                    }
+                    continue;
+                };
+                let Some(p) = proc else { continue };
+                p.exit = Some(exit.clone());
+                p.status = PStatus::Stopped;
+                p.exited.notify_waiters();
+                if exec_id.is_empty() {
+                    let path = svc.bundle.join(paths::EXIT_FILE);
+                    if let Err(e) = exit_file::write(&path, &exit) {
+                        tracing::error!(error = %e, path = %path.display(), "write exit file");
+                    }
+                }
+                drop(t);
+                let mut ev_out = TaskExit::new();
+                ev_out.container_id = svc.id.clone();
+                ev_out.id = if exec_id.is_empty() { svc.id.clone() } else { exec_id };
+                ev_out.pid = ev.pid as u32;
+                ev_out.exit_status = ev.status;
+                ev_out.exited_at = MessageField::some(timestamp(exit.time()));
+                let deleted = svc.deleted.clone();
+                svc.publisher.publish_until(topics::TASK_EXIT_EVENT_TOPIC, ev_out, move || deleted.load(Ordering::SeqCst));
+            }
+        });
+    }
+
+    /// Records a pid; an exit that already happened is applied at once.
+    fn set_pid(&self, exec_id: &str, pid: i32, status: PStatus) -> Result<()> {
+        let mut t = self.tasks.lock().expect("lock");
+        let early = t.unclaimed.remove(&pid);
+        let p = t.get(exec_id)?;
+        p.pid = pid;
+        p.status = status;
+        if let Some(code) = early {
+            p.exit = Some(Exit::now(pid, code));
+            p.status = PStatus::Stopped;
+            p.exited.notify_waiters();
+        }
+        Ok(())
+    }
+
+    fn read_pid(path: &Path) -> Result<i32> {
+        let s = std::fs::read_to_string(path).map_err(io_err("read", path))?;
+        s.trim().parse().map_err(|_| ShimError::FailedPrecondition(format!("{}: not a pid: {s:?}", path.display())))
+    }
+
+    async fn do_create(&self, req: &CreateTaskRequest) -> Result<i32> {
+        if req.terminal {
+            return Err(ShimError::Unimplemented("terminal"));
+        }
+        if !req.checkpoint.is_empty() {
+            return Err(ShimError::Unimplemented("restore from checkpoint"));
+        }
+        let opts = req.options.as_ref().and_then(|a| Options::parse_from_bytes(&a.value).ok()).unwrap_or_default();
+        let binary = if opts.binary_name.is_empty() { PathBuf::from(paths::DEFAULT_RUNTIME) } else { PathBuf::from(&opts.binary_name) };
+        let root = if opts.root.is_empty() {
+            Path::new(paths::RUNTIME_ROOT).join(&self.namespace)
+        } else {
+            PathBuf::from(&opts.root).join(&self.namespace)
+        };
+        let choice = RuntimeChoice { binary: binary.clone(), root: root.clone() };
+        let choice_path = self.bundle.join(RUNTIME_CHOICE_FILE);
+        std::fs::write(&choice_path, serde_json::to_vec(&choice).expect("serializes")).map_err(io_err("write", &choice_path))?;
+        let runtime = Arc::new(Runtime { binary, root, log: self.bundle.join(paths::RUNTIME_LOG), reaper: self.reaper.clone() });
+        *self.runtime.lock().expect("lock") = Some(runtime.clone());
+        let mounted = mount_rootfs(&req.rootfs, &self.bundle.join("rootfs"))?;
+        self.rootfs_mounted.store(mounted, Ordering::SeqCst);
+        self.tasks.lock().expect("lock").init =
+            Some(Proc::new((req.stdin.clone(), req.stdout.clone(), req.stderr.clone()), req.terminal, None));
+        let result = async {
+            let io = Stdio3 {
+                stdin: open_stdio(&req.stdin, false)?,
+                stdout: open_stdio(&req.stdout, true)?,
+                stderr: open_stdio(&req.stderr, true)?,
+            };
+            let pid_file = self.bundle.join("init.pid");
+            let args = vec![
+                "create".into(),
+                "--bundle".into(),
+                self.bundle.display().to_string(),
+                "--pid-file".into(),
+                pid_file.display().to_string(),
+                self.id.clone(),
+            ];
+            runtime.run(&args, io, None).await?;
+            let pid = Self::read_pid(&pid_file)?;
+            self.set_pid("", pid, PStatus::Created)?;
+            Ok(pid)
+        }
+        .await;
+        if result.is_err() {
+            self.tasks.lock().expect("lock").init = None;
+            self.unmount_rootfs();
+        }
+        result
+    }
+
+    fn unmount_rootfs(&self) {
+        if self.rootfs_mounted.swap(false, Ordering::SeqCst) {
+            let _ = nix::mount::umount2(&self.bundle.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+
+    async fn do_start(&self, exec_id: &str) -> Result<i32> {
+        let runtime = self.runtime()?;
+        if exec_id.is_empty() {
+            let pid = {
+                let mut t = self.tasks.lock().expect("lock");
+                let p = t.get("")?;
+                if p.status != PStatus::Created {
+                    return Err(ShimError::FailedPrecondition(format!("cannot start task {}: it is not created", self.id)));
+                }
+                p.pid
+            };
+            runtime.run(&["start".into(), self.id.clone()], Stdio3::default(), None).await?;
+            let mut t = self.tasks.lock().expect("lock");
+            let p = t.get("")?;
+            if p.status == PStatus::Created {
+                p.status = PStatus::Running;
+            }
+            return Ok(pid);
+        }
+        let (spec, io) = {
+            let mut t = self.tasks.lock().expect("lock");
+            let p = t.get(exec_id)?;
+            if p.status != PStatus::Created {
+                return Err(ShimError::FailedPrecondition(format!("exec {exec_id} was already started")));
+            }
+            (p.spec.clone().unwrap_or_default(), p.io.clone())
+        };
+        let spec_path = self.bundle.join(format!("exec-{exec_id}.json"));
+        let pid_path = self.bundle.join(format!("exec-{exec_id}.pid"));
+        std::fs::write(&spec_path, &spec).map_err(io_err("write", &spec_path))?;
+        let stdio = Stdio3 { stdin: open_stdio(&io.0, false)?, stdout: open_stdio(&io.1, true)?, stderr: open_stdio(&io.2, true)? };
+        let args = vec![
+            "exec".into(),
+            "--process".into(),
+            spec_path.display().to_string(),
+            "--detach".into(),
+            "--pid-file".into(),
+            pid_path.display().to_string(),
+            self.id.clone(),
+        ];
+        let r = runtime.run(&args, stdio, None).await;
+        let _ = std::fs::remove_file(&spec_path);
+        r?;
+        let pid = Self::read_pid(&pid_path)?;
+        let _ = std::fs::remove_file(&pid_path);
+        self.set_pid(exec_id, pid, PStatus::Running)?;
+        Ok(pid)
+    }
+
+    async fn do_delete(&self, exec_id: &str) -> Result<(i32, Exit)> {
+        if !exec_id.is_empty() {
+            let mut t = self.tasks.lock().expect("lock");
+            let p = t.get(exec_id)?;
+            if p.status != PStatus::Stopped && p.status != PStatus::Created {
+                return Err(ShimError::FailedPrecondition(format!("cannot delete exec {exec_id}: it is running")));
+            }
+            let p = t.execs.remove(exec_id).expect("found above");
+            return Ok((p.pid, p.exit.unwrap_or_else(|| Exit::now(p.pid, 0))));
+        }
+        let runtime = self.runtime()?;
+        let (pid, status) = {
+            let mut t = self.tasks.lock().expect("lock");
+            let p = t.get("")?;
+            (p.pid, p.status)
+        };
+        if matches!(status, PStatus::Running | PStatus::Paused) {
+            return Err(ShimError::FailedPrecondition(format!("cannot delete task {}: it is running", self.id)));
+        }
+        runtime.run(&["delete".into(), "--force".into(), self.id.clone()], Stdio3::default(), None).await?;
+        self.unmount_rootfs();
+        let exit = {
+            let mut t = self.tasks.lock().expect("lock");
+            let p = t.init.take().expect("found above");
+            t.execs.clear();
+            p.exit.unwrap_or_else(|| Exit::now(pid, 137))
+        };
+        self.deleted.store(true, Ordering::SeqCst);
+        let _ = std::fs::remove_file(self.bundle.join(paths::EXIT_FILE));
+        Ok((pid, exit))
+    }
+
+    async fn wait_exit(&self, exec_id: &str) -> Result<Exit> {
+        loop {
+            let notify = {
+                let mut t = self.tasks.lock().expect("lock");
+                let p = t.get(exec_id)?;
+                if let Some(e) = &p.exit {
+                    return Ok(e.clone());
+                }
+                p.exited.clone()
+            };
+            let notified = notify.notified();
+            // Re-check after registering, so an exit between the two is not missed.
+            {
+                let mut t = self.tasks.lock().expect("lock");
+                if let Some(e) = &t.get(exec_id)?.exit {
+                    return Ok(e.clone());
+                }
+            }
+            notified.await;
+        }
+    }
+
+    async fn publish<M: containerd_shim_protos::protobuf::MessageFull>(&self, topic: &str, m: M) {
+        self.publisher.publish(topic, m).await;
+    }
+}
+
+fn task_status(s: PStatus) -> EnumOrUnknown<Status> {
+    EnumOrUnknown::new(match s {
+        PStatus::Created => Status::CREATED,
+        PStatus::Running => Status::RUNNING,
+        PStatus::Paused => Status::PAUSED,
+        PStatus::Stopped => Status::STOPPED,
+    })
+}
+
+#[async_trait]
+impl Task for TaskService {
+    async fn state(&self, _ctx: &TtrpcContext, req: StateRequest) -> ttrpc::Result<StateResponse> {
+        let mut t = self.tasks.lock().expect("lock");
+        let p = t.get(&req.exec_id)?;
+        let mut r = StateResponse::new();
+        r.id = if req.exec_id.is_empty() { self.id.clone() } else { req.exec_id.clone() };
+        r.exec_id = req.exec_id.clone();
+        r.bundle = self.bundle.display().to_string();
+        r.pid = p.pid as u32;
+        r.status = task_status(p.status);
+        (r.stdin, r.stdout, r.stderr) = p.io.clone();
+        r.terminal = p.terminal;
+        if let Some(e) = &p.exit {
+            r.exit_status = e.status;
+            r.exited_at = MessageField::some(timestamp(e.time()));
+        }
+        Ok(r)
+    }
+
+    async fn create(&self, _ctx: &TtrpcContext, req: CreateTaskRequest) -> ttrpc::Result<CreateTaskResponse> {
+        let pid = self.do_create(&req).await.inspect_err(|e| tracing::error!(error = %e, "create"))?;
+        let mut ev = TaskCreate::new();
+        ev.container_id = self.id.clone();
+        ev.bundle = req.bundle.clone();
+        ev.rootfs = req.rootfs.clone();
+        let mut io = TaskIO::new();
+        (io.stdin, io.stdout, io.stderr, io.terminal) = (req.stdin.clone(), req.stdout.clone(), req.stderr.clone(), req.terminal);
+        ev.io = MessageField::some(io);
+        ev.pid = pid as u32;
+        self.publish(topics::TASK_CREATE_EVENT_TOPIC, ev).await;
+        let mut r = CreateTaskResponse::new();
+        r.pid = pid as u32;
+        Ok(r)
+    }
+
+    async fn start(&self, _ctx: &TtrpcContext, req: StartRequest) -> ttrpc::Result<StartResponse> {
+        let pid = self.do_start(&req.exec_id).await?;
+        if req.exec_id.is_empty() {
+            let mut ev = TaskStart::new();
+            ev.container_id = self.id.clone();
+            ev.pid = pid as u32;
+            self.publish(topics::TASK_START_EVENT_TOPIC, ev).await;
+        } else {
+            let mut ev = TaskExecStarted::new();
+            ev.container_id = self.id.clone();
+            ev.exec_id = req.exec_id.clone();
+            ev.pid = pid as u32;
+            self.publish(topics::TASK_EXEC_STARTED_EVENT_TOPIC, ev).await;
+        }
+        let mut r = StartResponse::new();
+        r.pid = pid as u32;
+        Ok(r)
+    }
+
+    async fn delete(&self, _ctx: &TtrpcContext, req: DeleteRequest) -> ttrpc::Result<DeleteResponse> {
+        let (pid, exit) = self.do_delete(&req.exec_id).await?;
+        let mut r = DeleteResponse::new();
+        r.pid = pid as u32;
+        r.exit_status = exit.status;
+        r.exited_at = MessageField::some(timestamp(exit.time()));
+        if req.exec_id.is_empty() {
+            let mut ev = TaskDelete::new();
+            ev.container_id = self.id.clone();
+            ev.pid = pid as u32;
+            ev.exit_status = exit.status;
+            ev.exited_at = r.exited_at.clone();
+            self.publish(topics::TASK_DELETE_EVENT_TOPIC, ev).await;
+        }
+        Ok(r)
+    }
+
+    async fn pids(&self, _ctx: &TtrpcContext, _req: PidsRequest) -> ttrpc::Result<PidsResponse> {
+        let out = self
+            .runtime()?
+            .run(&["ps".into(), "--format".into(), "json".into(), self.id.clone()], Stdio3::default(), None)
+            .await
+            .map_err(ShimError::from)?;
+        let pids: Vec<u32> = serde_json::from_slice(&out).unwrap_or_default();
+        let mut r = PidsResponse::new();
+        r.processes = pids
+            .into_iter()
+            .map(|pid| {
+                let mut pi = ProcessInfo::new();
+                pi.pid = pid;
+                pi
+            })
+            .collect();
+        Ok(r)
+    }
+
+    async fn pause(&self, _ctx: &TtrpcContext, _req: PauseRequest) -> ttrpc::Result<Empty> {
+        self.runtime()?.run(&["pause".into(), self.id.clone()], Stdio3::default(), None).await.map_err(ShimError::from)?;
+        self.tasks.lock().expect("lock").get("")?.status = PStatus::Paused;
+        let mut ev = TaskPaused::new();
+        ev.container_id = self.id.clone();
+        self.publish(topics::TASK_PAUSED_EVENT_TOPIC, ev).await;
+        Ok(Empty::new())
+    }
+
+    async fn resume(&self, _ctx: &TtrpcContext, _req: ResumeRequest) -> ttrpc::Result<Empty> {
+        self.runtime()?.run(&["resume".into(), self.id.clone()], Stdio3::default(), None).await.map_err(ShimError::from)?;
+        self.tasks.lock().expect("lock").get("")?.status = PStatus::Running;
+        let mut ev = TaskResumed::new();
+        ev.container_id = self.id.clone();
+        self.publish(topics::TASK_RESUMED_EVENT_TOPIC, ev).await;
+        Ok(Empty::new())
+    }
+
+    async fn checkpoint(&self, _ctx: &TtrpcContext, _req: CheckpointTaskRequest) -> ttrpc::Result<Empty> {
+        Err(ShimError::Unimplemented("checkpoint").into())
+    }
+
+    async fn kill(&self, _ctx: &TtrpcContext, req: KillRequest) -> ttrpc::Result<Empty> {
+        let (pid, status) = {
+            let mut t = self.tasks.lock().expect("lock");
+            let p = t.get(&req.exec_id)?;
+            (p.pid, p.status)
+        };
+        if status == PStatus::Stopped {
+            return Err(ShimError::NotFound("process already finished".into()).into());
+        }
+        if req.exec_id.is_empty() {
+            let mut args = vec!["kill".to_string()];
+            if req.all {
+                args.push("--all".into());
+            }
+            args.extend([self.id.clone(), req.signal.to_string()]);
+            self.runtime()?.run(&args, Stdio3::default(), None).await.map_err(ShimError::from)?;
+        } else {
+            // SAFETY: kill(2) of the exec process we started and have not seen exit.
+            if unsafe { libc::kill(pid, req.signal as i32) } != 0 {
+                return Err(ShimError::Io {
+                    op: "kill",
+                    path: format!("exec {} (pid {pid})", req.exec_id),
+                    source: std::io::Error::last_os_error(),
+                }
+                .into());
+            }
+        }
+        Ok(Empty::new())
+    }
+
+    async fn exec(&self, _ctx: &TtrpcContext, req: ExecProcessRequest) -> ttrpc::Result<Empty> {
+        if req.terminal {
+            return Err(ShimError::Unimplemented("terminal").into());
+        }
+        {
+            let mut t = self.tasks.lock().expect("lock");
+            if t.execs.contains_key(&req.exec_id) {
+                return Err(ShimError::FailedPrecondition(format!("exec {} already exists", req.exec_id)).into());
+            }
+            let spec = req.spec.as_ref().map(|a| a.value.clone());
+            t.execs.insert(req.exec_id.clone(), Proc::new((req.stdin.clone(), req.stdout.clone(), req.stderr.clone()), false, spec));
+        }
+        let mut ev = TaskExecAdded::new();
+        ev.container_id = self.id.clone();
+        ev.exec_id = req.exec_id.clone();
+        self.publish(topics::TASK_EXEC_ADDED_EVENT_TOPIC, ev).await;
+        Ok(Empty::new())
+    }
+
+    async fn resize_pty(&self, _ctx: &TtrpcContext, _req: ResizePtyRequest) -> ttrpc::Result<Empty> {
+        Err(ShimError::Unimplemented("terminal resize").into())
+    }
+
+    async fn close_io(&self, _ctx: &TtrpcContext, req: CloseIORequest) -> ttrpc::Result<Empty> {
+        // The container holds the stdin fifo itself; it sees EOF when the writer closes.
+        self.tasks.lock().expect("lock").get(&req.exec_id)?;
+        Ok(Empty::new())
+    }
+
+    async fn update(&self, _ctx: &TtrpcContext, req: UpdateTaskRequest) -> ttrpc::Result<Empty> {
+        let data = req.resources.as_ref().map(|a| a.value.clone()).unwrap_or_default();
+        let args = vec!["update".into(), "--resources".into(), "-".into(), self.id.clone()];
+        self.runtime()?.run(&args, Stdio3::default(), Some(data)).await.map_err(ShimError::from)?;
+        Ok(Empty::new())
+    }
+
+    async fn wait(&self, _ctx: &TtrpcContext, req: WaitRequest) -> ttrpc::Result<WaitResponse> {
+        let e = self.wait_exit(&req.exec_id).await?;
+        let mut r = WaitResponse::new();
+        r.exit_status = e.status;
+        r.exited_at = MessageField::some(timestamp(e.time()));
+        Ok(r)
+    }
+
+    async fn stats(&self, _ctx: &TtrpcContext, _req: StatsRequest) -> ttrpc::Result<StatsResponse> {
+        Err(ShimError::Unimplemented("stats").into())
+    }
+
+    async fn connect(&self, _ctx: &TtrpcContext, _req: ConnectRequest) -> ttrpc::Result<ConnectResponse> {
+        let mut r = ConnectResponse::new();
+        r.shim_pid = std::process::id();
+        r.task_pid = self.tasks.lock().expect("lock").init.as_ref().map_or(0, |p| p.pid as u32);
+        r.version = env!("CARGO_PKG_VERSION").into();
+        Ok(r)
+    }
+
+    async fn shutdown(&self, _ctx: &TtrpcContext, _req: ShutdownRequest) -> ttrpc::Result<Empty> {
+        if self.tasks.lock().expect("lock").init.is_none() {
+            self.shutdown.notify_one();
+        }
+        Ok(Empty::new())
+    }
+}

@@ -1,0 +1,56 @@
+//! Debian's containerd drives containerd-shim-rind-v2 as runtime
+//! io.containerd.rind.v2, with rind-runtime under it.
+
+use std::time::Duration;
+
+use rind_tests::containerd::{pids_with_cmdline, Containerd};
+use rind_tests::*;
+
+const IMAGE: &str = "docker.io/library/busybox:rindshim";
+const RUNTIME: &str = "io.containerd.rind.v2";
+
+fn import(ctrd: &Containerd) {
+    let tmp = tempfile::tempdir().unwrap();
+    let rootfs = tmp.path().join("rootfs");
+    make_rootfs(&rootfs);
+    let archive = tmp.path().join("busybox.tar");
+    image::write_oci_archive(&rootfs, IMAGE, &["sh"], &archive);
+    ctrd.ctr_ok(&["image", "import", archive.to_str().unwrap()]);
+}
+
+#[test]
+fn ctr_runs_containers_through_the_rind_shim() {
+    workspace_bin("containerd-shim-rind-v2");
+    let ctrd = Containerd::start();
+    import(&ctrd);
+
+    // foreground: output and the exact exit status
+    let id = unique_id("shim");
+    let out = ctrd.ctr(&["run", "--rm", "--runtime", RUNTIME, IMAGE, &id, "sh", "-c", "echo hello-from-shim; exit 7"]);
+    assert_eq!(stdout(&out), "hello-from-shim\n", "{}\n{}", stderr(&out), ctrd.log_tail());
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+
+    // detached: exec, pause/resume, kill, delete with the real status
+    let id = unique_id("shimd");
+    ctrd.ctr_ok(&["run", "-d", "--runtime", RUNTIME, IMAGE, &id, "sleep", "1000"]);
+    let tasks = stdout(&ctrd.ctr_ok(&["task", "ls"]));
+    assert!(tasks.lines().any(|l| l.contains(&id) && l.contains("RUNNING")), "{tasks}");
+    let out = ctrd.ctr_ok(&["task", "exec", "--exec-id", "e1", &id, "sh", "-c", "echo exec-ok"]);
+    assert_eq!(stdout(&out), "exec-ok\n");
+    let out = ctrd.ctr(&["task", "exec", "--exec-id", "e2", &id, "sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "exec exit status: {}", stderr(&out));
+    ctrd.ctr_ok(&["task", "pause", &id]);
+    assert!(stdout(&ctrd.ctr_ok(&["task", "ls"])).lines().any(|l| l.contains(&id) && l.contains("PAUSED")));
+    ctrd.ctr_ok(&["task", "resume", &id]);
+    let ps = stdout(&ctrd.ctr_ok(&["task", "ps", &id]));
+    assert!(ps.lines().count() >= 2, "{ps}");
+    ctrd.ctr_ok(&["task", "kill", "--signal", "SIGKILL", &id]);
+    wait_until("task to stop", Duration::from_secs(10), || {
+        stdout(&ctrd.ctr(&["task", "ls"])).lines().any(|l| l.contains(&id) && l.contains("STOPPED"))
+    });
+    let out = ctrd.ctr_ok(&["task", "delete", &id]);
+    let _ = out;
+    ctrd.ctr_ok(&["container", "delete", &id]);
+    // the shim is gone once its task is deleted
+    wait_until("shim to exit", Duration::from_secs(10), || pids_with_cmdline(&format!("-id {id}")).is_empty());
+}
