@@ -54,3 +54,23 @@ fn ctr_runs_containers_through_the_rind_shim() {
     // the shim is gone once its task is deleted
     wait_until("shim to exit", Duration::from_secs(10), || pids_with_cmdline(&format!("-id {id}")).is_empty());
 }
+
+#[test]
+fn tasks_survive_kill_9_of_containerd() {
+    let mut ctrd = Containerd::start();
+    import(&ctrd);
+    let id = unique_id("survive");
+    ctrd.ctr_ok(&["run", "-d", "--runtime", RUNTIME, IMAGE, &id, "sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.1; done"]);
+    ctrd.kill9();
+    ctrd.spawn();
+    let tasks = stdout(&ctrd.ctr_ok(&["task", "ls"]));
+    assert!(tasks.lines().any(|l| l.contains(&id) && l.contains("RUNNING")), "after restart: {tasks}");
+    let out = ctrd.ctr_ok(&["task", "exec", "--exec-id", "after", &id, "echo", "still-here"]);
+    assert_eq!(stdout(&out), "still-here\n");
+    ctrd.ctr_ok(&["task", "kill", "--signal", "SIGTERM", &id]);
+    wait_until("task to stop", Duration::from_secs(10), || stdout(&ctrd.ctr(&["task", "ls"])).lines().any(|l| l.contains(&id) && l.contains("STOPPED")));
+    // ctr reports a non-zero exit status of the deleted task on stderr
+    let out = ctrd.ctr_ok(&["task", "delete", &id]);
+    assert!(stderr(&out).contains("42"), "exit status: {}{}", stdout(&out), stderr(&out));
+    ctrd.ctr_ok(&["container", "delete", &id]);
+}
