@@ -5,6 +5,7 @@
 mod args;
 mod events;
 mod exit_file;
+mod logs;
 mod paths;
 mod reaper;
 mod runtime;
@@ -153,7 +154,11 @@ fn serve(args: &args::Args) -> anyhow::Result<()> {
     if check.local_addr().is_err() {
         bail!("fd {LISTENER_FD} is not a listening socket: run this shim through `start`");
     }
-    let _ = check.into_raw_fd();
+    let sock_path = check.local_addr().ok().and_then(|a| a.as_pathname().map(Path::to_path_buf));
+    let fd = check.into_raw_fd();
+    // Runtime commands we spawn must not inherit our listener.
+    // SAFETY: F_SETFD on our own fd.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("tokio runtime")?;
     rt.block_on(async {
         let reaper = reaper::Reaper::start().context("watch SIGCHLD")?;
@@ -179,5 +184,8 @@ fn serve(args: &args::Args) -> anyhow::Result<()> {
         let _ = server.shutdown().await;
         anyhow::Ok(())
     })?;
+    if let Some(p) = sock_path {
+        let _ = std::fs::remove_file(p);
+    }
     Ok(())
 }

@@ -27,6 +27,7 @@ use ttrpc::r#async::TtrpcContext;
 
 use crate::events::{timestamp, Publisher};
 use crate::exit_file::{self, Exit};
+use crate::logs;
 use crate::paths;
 use crate::reaper::Reaper;
 use crate::runtime::{Runtime, RuntimeError, Stdio3};
@@ -80,6 +81,10 @@ struct Proc {
     pid: i32,
     status: PStatus,
     exit: Option<Exit>,
+    /// Set when the reaper saw the exit; `exit` follows once the output is drained.
+    exiting: bool,
+    /// Copies of the output the shim owns (log files), drained before the exit is told.
+    io_tasks: Vec<tokio::task::JoinHandle<()>>,
     io: (String, String, String),
     terminal: bool,
     exited: Arc<Notify>,
@@ -89,7 +94,17 @@ struct Proc {
 
 impl Proc {
     fn new(io: (String, String, String), terminal: bool, spec: Option<Vec<u8>>) -> Proc {
-        Proc { pid: 0, status: PStatus::Created, exit: None, io, terminal, exited: Arc::new(Notify::new()), spec }
+        Proc {
+            pid: 0,
+            status: PStatus::Created,
+            exit: None,
+            exiting: false,
+            io_tasks: Vec::new(),
+            io,
+            terminal,
+            exited: Arc::new(Notify::new()),
+            spec,
+        }
     }
 }
 
@@ -134,14 +149,58 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
     move |source| ShimError::Io { op, path: path.display().to_string(), source }
 }
 
-/// Opens a stdio fifo given by containerd ("" means none).
-fn open_stdio(path: &str, write: bool) -> Result<Option<File>> {
-    if path.is_empty() {
-        return Ok(None);
-    }
-    if path.contains("://") {
-        return Err(ShimError::InvalidArgument(format!("stdio URI {path}: only fifo paths are supported yet")));
-    }
+type Copy = (&'static str, std::os::fd::OwnedFd, logs::Target, Arc<Mutex<logs::LogFile>>);
+
+/// The stdio handed to the runtime (fifos opened, pipes for files the shim
+/// writes) and the copies to run once the process exists.
+fn setup_stdio(stdin: &str, stdout: &str, stderr: &str) -> Result<(Stdio3, Vec<Copy>)> {
+    let mut copies: Vec<Copy> = Vec::new();
+    let mut files: Vec<(PathBuf, Arc<Mutex<logs::LogFile>>)> = Vec::new();
+    let mut out = |stream: &'static str, uri: &str| -> Result<Option<File>> {
+        match logs::parse_target(uri).map_err(ShimError::InvalidArgument)? {
+            None => Ok(None),
+            Some(logs::Target::Fifo(p)) => open_fifo(&p.display().to_string(), true),
+            Some(target) => {
+                let (path, max_size, max_files) = match &target {
+                    logs::Target::Cri { path, max_size, max_files } => (path.clone(), *max_size, *max_files),
+                    logs::Target::Raw(path) => (path.clone(), 0, 1),
+                    logs::Target::Fifo(_) => unreachable!("handled above"),
+                };
+                // stdout and stderr naming one file share it.
+                let file = match files.iter().find(|(p, _)| *p == path) {
+                    Some((_, f)) => f.clone(),
+                    None => {
+                        let f = Arc::new(Mutex::new(logs::LogFile::open(&path, max_size, max_files).map_err(io_err("open log", &path))?));
+                        files.push((path.clone(), f.clone()));
+                        f
+                    }
+                };
+                let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ShimError::Io {
+                    op: "create pipe for",
+                    path: stream.into(),
+                    source: e.into(),
+                })?;
+                copies.push((stream, r, target, file));
+                Ok(Some(File::from(w)))
+            }
+        }
+    };
+    let stdout = out("stdout", stdout)?;
+    let stderr = out("stderr", stderr)?;
+    let stdin = match logs::parse_target(stdin).map_err(ShimError::InvalidArgument)? {
+        None => None,
+        Some(logs::Target::Fifo(p)) => open_fifo(&p.display().to_string(), false)?,
+        Some(_) => return Err(ShimError::InvalidArgument(format!("stdin {stdin}: only a fifo can be stdin"))),
+    };
+    Ok((Stdio3 { stdin, stdout, stderr }, copies))
+}
+
+fn spawn_copies(copies: Vec<Copy>) -> Vec<tokio::task::JoinHandle<()>> {
+    copies.into_iter().map(|(stream, fd, target, file)| tokio::spawn(logs::copy(stream, fd, target, file))).collect()
+}
+
+/// Opens a stdio fifo given by containerd.
+fn open_fifo(path: &str, write: bool) -> Result<Option<File>> {
     let p = Path::new(path);
     let mut o = OpenOptions::new();
     if write {
@@ -224,52 +283,78 @@ impl TaskService {
         let svc = self.clone();
         tokio::spawn(async move {
             while let Ok(ev) = rx.recv().await {
-                let mut t = svc.tasks.lock().expect("lock");
-                let exit = Exit::now(ev.pid, ev.status);
-                let (exec_id, proc) = if t.init.as_ref().is_some_and(|p| p.pid == ev.pid && p.exit.is_none()) {
-                    (String::new(), t.init.as_mut())
-                } else if let Some((id, p)) = t.execs.iter_mut().find(|(_, p)| p.pid == ev.pid && p.exit.is_none()) {
-                    (id.clone(), Some(p))
-                } else {
-                    if t.unclaimed.len() < 1024 {
-                        t.unclaimed.insert(ev.pid, ev.status);
+                let found = {
+                    let mut t = svc.tasks.lock().expect("lock");
+                    let live = |p: &Proc| p.pid == ev.pid && p.exit.is_none() && !p.exiting;
+                    if t.init.as_ref().is_some_and(live) {
+                        Some(String::new())
+                    } else if let Some(id) = t.execs.iter().find(|(_, p)| live(p)).map(|(id, _)| id.clone()) {
+                        Some(id)
+                    } else {
+                        if t.unclaimed.len() < 1024 {
+                            t.unclaimed.insert(ev.pid, ev.status);
+                        }
+                        None
                     }
-                    continue;
                 };
-                let Some(p) = proc else { continue };
-                p.exit = Some(exit.clone());
-                p.status = PStatus::Stopped;
-                p.exited.notify_waiters();
-                if exec_id.is_empty() {
-                    let path = svc.bundle.join(paths::EXIT_FILE);
-                    if let Err(e) = exit_file::write(&path, &exit) {
-                        tracing::error!(error = %e, path = %path.display(), "write exit file");
-                    }
+                if let Some(exec_id) = found {
+                    svc.exited(exec_id, ev.pid, ev.status);
                 }
-                drop(t);
-                let mut ev_out = TaskExit::new();
-                ev_out.container_id = svc.id.clone();
-                ev_out.id = if exec_id.is_empty() { svc.id.clone() } else { exec_id };
-                ev_out.pid = ev.pid as u32;
-                ev_out.exit_status = ev.status;
-                ev_out.exited_at = MessageField::some(timestamp(exit.time()));
-                let deleted = svc.deleted.clone();
-                svc.publisher.publish_until(topics::TASK_EXIT_EVENT_TOPIC, ev_out, move || deleted.load(Ordering::SeqCst));
             }
         });
     }
 
+    /// A process exited: drain its output, record the exit (the init's on
+    /// disk first), wake waiters, then publish TaskExit until delivered.
+    fn exited(&self, exec_id: String, pid: i32, status: u32) {
+        let exit = Exit::now(pid, status);
+        let io_tasks = {
+            let mut t = self.tasks.lock().expect("lock");
+            let Ok(p) = t.get(&exec_id) else { return };
+            p.exiting = true;
+            std::mem::take(&mut p.io_tasks)
+        };
+        let tasks = self.tasks.clone();
+        let (bundle, id, publisher, deleted) = (self.bundle.clone(), self.id.clone(), self.publisher.clone(), self.deleted.clone());
+        tokio::spawn(async move {
+            // Background processes may hold the pipes open; do not wait for them forever.
+            for h in io_tasks {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), h).await;
+            }
+            if exec_id.is_empty() {
+                let path = bundle.join(paths::EXIT_FILE);
+                if let Err(e) = exit_file::write(&path, &exit) {
+                    tracing::error!(error = %e, path = %path.display(), "write exit file");
+                }
+            }
+            {
+                let mut t = tasks.lock().expect("lock");
+                let Ok(p) = t.get(&exec_id) else { return };
+                p.exit = Some(exit.clone());
+                p.status = PStatus::Stopped;
+                p.exited.notify_waiters();
+            }
+            let mut ev = TaskExit::new();
+            ev.container_id = id.clone();
+            ev.id = if exec_id.is_empty() { id } else { exec_id };
+            ev.pid = pid as u32;
+            ev.exit_status = status;
+            ev.exited_at = MessageField::some(timestamp(exit.time()));
+            publisher.publish_until(topics::TASK_EXIT_EVENT_TOPIC, ev, move || deleted.load(Ordering::SeqCst));
+        });
+    }
+
     /// Records a pid; an exit that already happened is applied at once.
-    fn set_pid(&self, exec_id: &str, pid: i32, status: PStatus) -> Result<()> {
+    fn set_pid(&self, exec_id: &str, pid: i32, status: PStatus, io_tasks: Vec<tokio::task::JoinHandle<()>>) -> Result<()> {
         let mut t = self.tasks.lock().expect("lock");
         let early = t.unclaimed.remove(&pid);
         let p = t.get(exec_id)?;
         p.pid = pid;
         p.status = status;
+        p.io_tasks = io_tasks;
+        drop(t);
         if let Some(code) = early {
-            p.exit = Some(Exit::now(pid, code));
-            p.status = PStatus::Stopped;
-            p.exited.notify_waiters();
+            self.exited(exec_id.to_string(), pid, code);
         }
         Ok(())
     }
@@ -303,11 +388,7 @@ impl TaskService {
         self.tasks.lock().expect("lock").init =
             Some(Proc::new((req.stdin.clone(), req.stdout.clone(), req.stderr.clone()), req.terminal, None));
         let result = async {
-            let io = Stdio3 {
-                stdin: open_stdio(&req.stdin, false)?,
-                stdout: open_stdio(&req.stdout, true)?,
-                stderr: open_stdio(&req.stderr, true)?,
-            };
+            let (io, copies) = setup_stdio(&req.stdin, &req.stdout, &req.stderr)?;
             let pid_file = self.bundle.join("init.pid");
             let args = vec![
                 "create".into(),
@@ -319,7 +400,7 @@ impl TaskService {
             ];
             runtime.run(&args, io, None).await?;
             let pid = Self::read_pid(&pid_file)?;
-            self.set_pid("", pid, PStatus::Created)?;
+            self.set_pid("", pid, PStatus::Created, spawn_copies(copies))?;
             Ok(pid)
         }
         .await;
@@ -366,7 +447,7 @@ impl TaskService {
         let spec_path = self.bundle.join(format!("exec-{exec_id}.json"));
         let pid_path = self.bundle.join(format!("exec-{exec_id}.pid"));
         std::fs::write(&spec_path, &spec).map_err(io_err("write", &spec_path))?;
-        let stdio = Stdio3 { stdin: open_stdio(&io.0, false)?, stdout: open_stdio(&io.1, true)?, stderr: open_stdio(&io.2, true)? };
+        let (stdio, copies) = setup_stdio(&io.0, &io.1, &io.2)?;
         let args = vec![
             "exec".into(),
             "--process".into(),
@@ -381,7 +462,7 @@ impl TaskService {
         r?;
         let pid = Self::read_pid(&pid_path)?;
         let _ = std::fs::remove_file(&pid_path);
-        self.set_pid(exec_id, pid, PStatus::Running)?;
+        self.set_pid(exec_id, pid, PStatus::Running, spawn_copies(copies))?;
         Ok(pid)
     }
 
@@ -413,6 +494,8 @@ impl TaskService {
             p.exit.unwrap_or_else(|| Exit::now(pid, 137))
         };
         self.deleted.store(true, Ordering::SeqCst);
+        // The namespace's runtime root goes with its last container.
+        let _ = std::fs::remove_dir(&runtime.root);
         let _ = std::fs::remove_file(self.bundle.join(paths::EXIT_FILE));
         Ok((pid, exit))
     }

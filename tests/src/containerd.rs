@@ -23,7 +23,7 @@ impl Containerd {
             d.display()
         );
         fs::write(d.join("config.toml"), config).unwrap();
-        let mut c = Containerd { dir, child: None, namespace: format!("rindtest{}", std::process::id()) };
+        let mut c = Containerd { dir, child: None, namespace: crate::unique_id("rindtest") };
         c.spawn();
         c
     }
@@ -99,6 +99,8 @@ pub fn pids_with_cmdline(needle: &str) -> Vec<i32> {
             continue;
         };
         if let Ok(cmd) = fs::read(format!("/proc/{pid}/cmdline")) {
+            // arguments are NUL-separated
+            let cmd: Vec<u8> = cmd.iter().map(|&b| if b == 0 { b' ' } else { b }).collect();
             if String::from_utf8_lossy(&cmd).contains(needle) {
                 out.push(pid);
             }
@@ -150,6 +152,7 @@ impl Drop for Containerd {
             let _ = fs::remove_dir(&base);
         }
         let _ = fs::remove_dir_all(Path::new("/run/containerd/runc").join(&self.namespace));
+        let _ = fs::remove_dir_all(Path::new("/run/rind/runtime").join(&self.namespace));
         unmount_below(self.dir.path());
     }
 }

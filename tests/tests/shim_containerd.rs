@@ -68,7 +68,9 @@ fn tasks_survive_kill_9_of_containerd() {
     let out = ctrd.ctr_ok(&["task", "exec", "--exec-id", "after", &id, "echo", "still-here"]);
     assert_eq!(stdout(&out), "still-here\n");
     ctrd.ctr_ok(&["task", "kill", "--signal", "SIGTERM", &id]);
-    wait_until("task to stop", Duration::from_secs(10), || stdout(&ctrd.ctr(&["task", "ls"])).lines().any(|l| l.contains(&id) && l.contains("STOPPED")));
+    wait_until("task to stop", Duration::from_secs(10), || {
+        stdout(&ctrd.ctr(&["task", "ls"])).lines().any(|l| l.contains(&id) && l.contains("STOPPED"))
+    });
     // ctr reports a non-zero exit status of the deleted task on stderr
     let out = ctrd.ctr_ok(&["task", "delete", &id]);
     assert!(stderr(&out).contains("42"), "exit status: {}{}", stdout(&out), stderr(&out));

@@ -1,0 +1,204 @@
+//! The container's stdout/stderr when the shim owns them: a raw file
+//! (`file:///path`) or the Kubernetes CRI log format
+//! (`file:///path?format=cri&max-size=BYTES&max-files=N`), one line per
+//! record: `<RFC3339Nano> <stdout|stderr> <P|F> <message>`. The shim reads
+//! the pipes as fast as the container writes, so the container never blocks
+//! on a missing reader and no byte is lost.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A fifo path, as containerd's ctr gives.
+    Fifo(PathBuf),
+    /// file:///path: raw bytes appended.
+    Raw(PathBuf),
+    /// file:///path?format=cri…
+    Cri { path: PathBuf, max_size: u64, max_files: u32 },
+}
+
+/// A CRI line longer than this is split into partial (P) records.
+const MAX_LINE: usize = 16 * 1024;
+
+pub fn parse_target(uri: &str) -> Result<Option<Target>, String> {
+    if uri.is_empty() {
+        return Ok(None);
+    }
+    let Some(rest) = uri.strip_prefix("file://") else {
+        if uri.contains("://") {
+            return Err(format!("stdio URI {uri}: only fifo paths and file:// are supported"));
+        }
+        return Ok(Some(Target::Fifo(PathBuf::from(uri))));
+    };
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if !path.starts_with('/') {
+        return Err(format!("stdio URI {uri}: the path must be absolute"));
+    }
+    let mut cri = false;
+    let (mut max_size, mut max_files) = (0u64, 1u32);
+    for kv in query.split('&').filter(|s| !s.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        match k {
+            "format" if v == "cri" => cri = true,
+            "format" => return Err(format!("stdio URI {uri}: unknown format {v:?}")),
+            "max-size" => max_size = v.parse().map_err(|_| format!("stdio URI {uri}: bad max-size {v:?}"))?,
+            "max-files" => max_files = v.parse().map_err(|_| format!("stdio URI {uri}: bad max-files {v:?}"))?,
+            _ => return Err(format!("stdio URI {uri}: unknown parameter {k:?}")),
+        }
+    }
+    Ok(Some(if cri {
+        Target::Cri { path: PathBuf::from(path), max_size, max_files: max_files.max(1) }
+    } else {
+        Target::Raw(PathBuf::from(path))
+    }))
+}
+
+/// Formats complete CRI records out of `buf`, leaving an unfinished line in it.
+pub fn cri_records(stream: &str, buf: &mut Vec<u8>, now: &str, eof: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let (tag, take, skip) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) if i <= MAX_LINE => ("F", i, 1),
+            _ if buf.len() > MAX_LINE => ("P", MAX_LINE, 0),
+            _ if eof && !buf.is_empty() => ("F", buf.len(), 0),
+            _ => break,
+        };
+        out.extend_from_slice(format!("{now} {stream} {tag} ").as_bytes());
+        out.extend_from_slice(&buf[..take]);
+        out.push(b'\n');
+        buf.drain(..take + skip);
+    }
+    out
+}
+
+/// A log file shared by the streams that name it, rotated by size.
+pub struct LogFile {
+    path: PathBuf,
+    file: File,
+    size: u64,
+    max_size: u64,
+    max_files: u32,
+}
+
+impl LogFile {
+    pub fn open(path: &Path, max_size: u64, max_files: u32) -> std::io::Result<LogFile> {
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let size = file.metadata()?.len();
+        Ok(LogFile { path: path.to_path_buf(), file, size, max_size, max_files })
+    }
+
+    pub fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
+        if self.max_size > 0 && self.size + data.len() as u64 > self.max_size && self.size > 0 {
+            self.rotate()?;
+        }
+        self.file.write_all(data)?;
+        self.size += data.len() as u64;
+        Ok(())
+    }
+
+    /// path → path.1 → … → path.<max_files-1>; the oldest goes.
+    fn rotate(&mut self) -> std::io::Result<()> {
+        let name = |i: u32| PathBuf::from(format!("{}.{i}", self.path.display()));
+        if self.max_files <= 1 {
+            self.file.set_len(0)?;
+            self.size = 0;
+            return Ok(());
+        }
+        for i in (1..self.max_files - 1).rev() {
+            let _ = std::fs::rename(name(i), name(i + 1));
+        }
+        std::fs::rename(&self.path, name(1))?;
+        self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
+}
+
+/// Copies one stream until EOF. Write errors are logged once, and reading
+/// goes on so the container never blocks.
+pub async fn copy(stream: &'static str, pipe: std::os::fd::OwnedFd, target: Target, file: Arc<Mutex<LogFile>>) {
+    use tokio::io::AsyncReadExt;
+    let Ok(mut rx) = tokio::net::unix::pipe::Receiver::from_owned_fd(pipe) else { return };
+    let cri = matches!(target, Target::Cri { .. });
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pending = Vec::new();
+    let mut failed = false;
+    loop {
+        let n = rx.read(&mut buf).await.unwrap_or(0);
+        let eof = n == 0;
+        let out = if cri {
+            pending.extend_from_slice(&buf[..n]);
+            cri_records(stream, &mut pending, &now(), eof)
+        } else {
+            buf[..n].to_vec()
+        };
+        if !out.is_empty() {
+            if let Err(e) = file.lock().expect("lock").write(&out) {
+                if !failed {
+                    tracing::error!(stream, error = %e, "write container log");
+                    failed = true;
+                }
+            }
+        }
+        if eof {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_targets() {
+        assert_eq!(parse_target("").unwrap(), None);
+        assert_eq!(parse_target("/run/x/fifo").unwrap(), Some(Target::Fifo("/run/x/fifo".into())));
+        assert_eq!(parse_target("file:///var/log/c.log").unwrap(), Some(Target::Raw("/var/log/c.log".into())));
+        assert_eq!(
+            parse_target("file:///l/c.log?format=cri&max-size=100&max-files=3").unwrap(),
+            Some(Target::Cri { path: "/l/c.log".into(), max_size: 100, max_files: 3 })
+        );
+        assert!(parse_target("binary:///usr/bin/logger").is_err());
+        assert!(parse_target("file://relative").is_err());
+        assert!(parse_target("file:///x?format=json").is_err());
+    }
+
+    #[test]
+    fn cri_records_full_partial_and_eof() {
+        let mut b = b"one\ntwo\nthr".to_vec();
+        let out = cri_records("stdout", &mut b, "T", false);
+        assert_eq!(out, b"T stdout F one\nT stdout F two\n");
+        assert_eq!(b, b"thr");
+        let out = cri_records("stdout", &mut b, "T", true);
+        assert_eq!(out, b"T stdout F thr\n");
+        let mut long = vec![b'x'; MAX_LINE + 10];
+        let out = cri_records("stderr", &mut long, "T", false);
+        assert!(out.starts_with(b"T stderr P xxx"));
+        assert_eq!(long.len(), 10);
+    }
+
+    #[test]
+    fn log_file_rotates_by_size() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.log");
+        let mut l = LogFile::open(&p, 10, 3).unwrap();
+        for chunk in [b"12345678\n", b"abcdefgh\n", b"ABCDEFGH\n"] {
+            l.write(chunk).unwrap();
+        }
+        assert_eq!(std::fs::read(&p).unwrap(), b"ABCDEFGH\n");
+        assert_eq!(std::fs::read(d.path().join("c.log.1")).unwrap(), b"abcdefgh\n");
+        assert_eq!(std::fs::read(d.path().join("c.log.2")).unwrap(), b"12345678\n");
+    }
+}
