@@ -6,6 +6,7 @@ mod args;
 mod events;
 mod exit_file;
 mod logs;
+mod metrics;
 mod paths;
 mod reaper;
 mod runtime;

@@ -724,7 +724,12 @@ impl Task for TaskService {
     }
 
     async fn stats(&self, _ctx: &TtrpcContext, _req: StatsRequest) -> ttrpc::Result<StatsResponse> {
-        Err(ShimError::Unimplemented("stats").into())
+        let out = self.runtime()?.run(&["events".into(), "--stats".into(), self.id.clone()], Stdio3::default(), None).await.map_err(ShimError::from)?;
+        let v: serde_json::Value = serde_json::from_slice(&out).map_err(|e| ShimError::FailedPrecondition(format!("runtime stats: {e}")))?;
+        let v2 = nix::sys::statfs::statfs("/sys/fs/cgroup").is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
+        let mut r = StatsResponse::new();
+        r.stats = MessageField::some(crate::metrics::to_metrics(&v["data"], v2));
+        Ok(r)
     }
 
     async fn connect(&self, _ctx: &TtrpcContext, _req: ConnectRequest) -> ttrpc::Result<ConnectResponse> {

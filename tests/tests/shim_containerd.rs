@@ -42,6 +42,8 @@ fn ctr_runs_containers_through_the_rind_shim() {
     ctrd.ctr_ok(&["task", "pause", &id]);
     assert!(stdout(&ctrd.ctr_ok(&["task", "ls"])).lines().any(|l| l.contains(&id) && l.contains("PAUSED")));
     ctrd.ctr_ok(&["task", "resume", &id]);
+    let metrics = stdout(&ctrd.ctr_ok(&["task", "metrics", "--format", "json", &id]));
+    assert!(metrics.contains("pids") && metrics.contains("memory"), "{metrics}");
     let ps = stdout(&ctrd.ctr_ok(&["task", "ps", &id]));
     assert!(ps.lines().count() >= 2, "{ps}");
     ctrd.ctr_ok(&["task", "kill", "--signal", "SIGKILL", &id]);
