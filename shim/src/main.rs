@@ -7,6 +7,7 @@ mod events;
 mod exit_file;
 mod logs;
 mod metrics;
+mod oom;
 mod paths;
 mod reaper;
 mod runtime;

@@ -41,12 +41,21 @@ fn stdio(f: Option<File>) -> Stdio {
 }
 
 impl Runtime {
-    /// Runs `args`; returns stdout. The runtime's own error is read from its json log.
-    pub async fn run(&self, args: &[String], io: Stdio3, input: Option<Vec<u8>>) -> Result<Vec<u8>, RuntimeError> {
+    /// Runs `args` with `io` (what is missing is /dev/null).
+    pub async fn run(&self, args: &[String], io: Stdio3, input: Option<Vec<u8>>) -> Result<(), RuntimeError> {
+        self.exec(args, io, input, false).await.map(drop)
+    }
+
+    /// Runs `args` and returns what it printed (ps, events --stats).
+    pub async fn output(&self, args: &[String]) -> Result<Vec<u8>, RuntimeError> {
+        self.exec(args, Stdio3::default(), None, true).await
+    }
+
+    /// The runtime's own error is read from its json log.
+    async fn exec(&self, args: &[String], io: Stdio3, input: Option<Vec<u8>>, capture: bool) -> Result<Vec<u8>, RuntimeError> {
         let binary = self.binary.display().to_string();
         let mut cmd = Command::new(&self.binary);
         cmd.arg("--root").arg(&self.root).arg("--log").arg(&self.log).args(["--log-format", "json"]).args(args);
-        let capture = io.stdout.is_none();
         cmd.stdin(if input.is_some() { Stdio::piped() } else { stdio(io.stdin) });
         cmd.stdout(if capture { Stdio::piped() } else { stdio(io.stdout) });
         cmd.stderr(stdio(io.stderr));
@@ -66,8 +75,8 @@ impl Runtime {
             .unwrap_or_default(),
             None => Vec::new(),
         };
-        // `child` is never waited on by std: the reaper owns waitpid.
-        std::mem::forget(child);
+        // Never waited on by std: the reaper owns waitpid.
+        drop(child);
         let status = reaper::wait_for(&mut rx, pid).await.unwrap_or(255);
         if status != 0 {
             let verb = args.first().cloned().unwrap_or_default();

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use containerd_shim_protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskPaused, TaskResumed, TaskStart,
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskOOM, TaskPaused, TaskResumed, TaskStart,
 };
 use containerd_shim_protos::protobuf::well_known_types::empty::Empty;
 use containerd_shim_protos::protobuf::{EnumOrUnknown, Message, MessageField};
@@ -401,6 +401,7 @@ impl TaskService {
             runtime.run(&args, io, None).await?;
             let pid = Self::read_pid(&pid_file)?;
             self.set_pid("", pid, PStatus::Created, spawn_copies(copies))?;
+            self.watch_oom(pid);
             Ok(pid)
         }
         .await;
@@ -409,6 +410,24 @@ impl TaskService {
             self.unmount_rootfs();
         }
         result
+    }
+
+    /// Publishes TaskOOM for every OOM kill in the container's memory cgroup.
+    fn watch_oom(&self, pid: i32) {
+        let Some((dir, v2)) = crate::oom::memory_cgroup(pid) else { return };
+        let (publisher, id) = (self.publisher.clone(), self.id.clone());
+        tokio::spawn(async move {
+            let publish = |publisher: Arc<Publisher>, id: String| {
+                tokio::spawn(async move {
+                    let mut ev = TaskOOM::new();
+                    ev.container_id = id;
+                    publisher.publish(topics::TASK_OOM_EVENT_TOPIC, ev).await;
+                });
+            };
+            if let Err(e) = crate::oom::watch(dir, v2, || publish(publisher.clone(), id.clone())).await {
+                tracing::warn!(error = %e, "watch for OOM kills");
+            }
+        });
     }
 
     fn unmount_rootfs(&self) {
@@ -609,11 +628,8 @@ impl Task for TaskService {
     }
 
     async fn pids(&self, _ctx: &TtrpcContext, _req: PidsRequest) -> ttrpc::Result<PidsResponse> {
-        let out = self
-            .runtime()?
-            .run(&["ps".into(), "--format".into(), "json".into(), self.id.clone()], Stdio3::default(), None)
-            .await
-            .map_err(ShimError::from)?;
+        let out =
+            self.runtime()?.output(&["ps".into(), "--format".into(), "json".into(), self.id.clone()]).await.map_err(ShimError::from)?;
         let pids: Vec<u32> = serde_json::from_slice(&out).unwrap_or_default();
         let mut r = PidsResponse::new();
         r.processes = pids
@@ -724,8 +740,9 @@ impl Task for TaskService {
     }
 
     async fn stats(&self, _ctx: &TtrpcContext, _req: StatsRequest) -> ttrpc::Result<StatsResponse> {
-        let out = self.runtime()?.run(&["events".into(), "--stats".into(), self.id.clone()], Stdio3::default(), None).await.map_err(ShimError::from)?;
-        let v: serde_json::Value = serde_json::from_slice(&out).map_err(|e| ShimError::FailedPrecondition(format!("runtime stats: {e}")))?;
+        let out = self.runtime()?.output(&["events".into(), "--stats".into(), self.id.clone()]).await.map_err(ShimError::from)?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&out).map_err(|e| ShimError::FailedPrecondition(format!("runtime stats: {e}")))?;
         let v2 = nix::sys::statfs::statfs("/sys/fs/cgroup").is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
         let mut r = StatsResponse::new();
         r.stats = MessageField::some(crate::metrics::to_metrics(&v["data"], v2));

@@ -104,3 +104,89 @@ fn exit_status_and_output_survive_a_missing_client() {
     let sock = addr.trim_start_matches("unix://");
     assert!(!Path::new(sock).exists(), "the shim left its socket {sock} behind");
 }
+
+/// An events service standing in for containerd: it records every envelope.
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+#[async_trait::async_trait]
+impl containerd_shim_protos::shim_async::Events for Recorder {
+    async fn forward(
+        &self,
+        _ctx: &ttrpc::r#async::TtrpcContext,
+        req: containerd_shim_protos::shim::events::ForwardRequest,
+    ) -> ttrpc::Result<containerd_shim_protos::protobuf::well_known_types::empty::Empty> {
+        let env = req.envelope.unwrap_or_default();
+        self.0.lock().unwrap().push(format!("{} {}", env.topic, env.event.type_url));
+        Ok(Default::default())
+    }
+}
+
+#[test]
+fn events_in_order_with_oom() {
+    require_root();
+    let mut b = Bundle::new(&["sh", "-c", "x=$(head -c 64m /dev/zero | tr '\\0' a)"]);
+    b.config["linux"]["resources"]["memory"] = serde_json::json!({"limit": 16777216});
+    b.write();
+    let id = unique_id("events");
+    let events_sock = b.path().join("events.sock");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let svc = containerd_shim_protos::shim_async::create_events(std::sync::Arc::new(Recorder(seen.clone())));
+        let mut server =
+            ttrpc::asynchronous::Server::new().bind(&format!("unix://{}", events_sock.display())).unwrap().register_service(svc);
+        server.start().await.unwrap();
+        std::fs::write(b.path().join("log"), "").unwrap();
+        let addr = start_shim_with_events(b.path(), &id, &events_sock);
+        let c = client(&addr).await;
+        let mut req = CreateTaskRequest::new();
+        req.id = id.clone();
+        req.bundle = b.path().display().to_string();
+        if let Err(e) = c.create(ctx(), &req).await {
+            panic!("create: {e:?}; shim log: {}", std::fs::read_to_string(b.path().join("log")).unwrap_or_default());
+        }
+        let mut start = StartRequest::new();
+        start.id = id.clone();
+        c.start(ctx(), &start).await.unwrap();
+        let mut w = WaitRequest::new();
+        w.id = id.clone();
+        let status = c.wait(ctx(), &w).await.unwrap().exit_status;
+        assert_eq!(status, 137, "the OOM killer's SIGKILL");
+        for _ in 0..100 {
+            if seen.lock().unwrap().iter().any(|e| e.starts_with("/tasks/exit")) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut d = DeleteRequest::new();
+        d.id = id.clone();
+        c.delete(ctx(), &d).await.unwrap();
+        let mut sd = ShutdownRequest::new();
+        sd.id = id.clone();
+        let _ = c.shutdown(ctx(), &sd).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _ = server.shutdown().await;
+    });
+    let seen = seen.lock().unwrap().clone();
+    let topics: Vec<&str> = seen.iter().map(|e| e.split(' ').next().unwrap()).collect();
+    let pos = |t: &str| topics.iter().position(|x| *x == t).unwrap_or_else(|| panic!("no {t} in {seen:?}"));
+    assert!(pos("/tasks/create") < pos("/tasks/start"));
+    assert!(pos("/tasks/start") < pos("/tasks/exit"));
+    assert!(topics.contains(&"/tasks/oom"), "{seen:?}");
+    assert!(pos("/tasks/exit") < pos("/tasks/delete"));
+    assert!(seen.iter().any(|e| e == "/tasks/exit containerd.events.TaskExit"), "{seen:?}");
+}
+
+fn start_shim_with_events(bundle: &Path, id: &str, events: &Path) -> String {
+    let shim = workspace_bin("containerd-shim-rind-v2");
+    let path = format!("{}:{}", target_dir().display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new(shim)
+        .args(["-namespace", "rindtest", "-id", id, "-address", "/nonexistent/containerd.sock", "start"])
+        .current_dir(bundle)
+        .env("PATH", path)
+        .env("TTRPC_ADDRESS", events)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "shim start: {}", stderr(&out));
+    stdout(&out).trim().to_string()
+}
