@@ -3,16 +3,22 @@
 //!
 //!   rind-bench runtime [--runs N] [--full]   rind-runtime vs runc vs crun: `run` of busybox `true`
 //!                                            (--full: with seccomp and hooks)
+//!   rind-bench shim [--containers N] [--runs N]   idle shim RSS/PSS and `ctr run --rm` vs the runc shim
 
 mod runtime;
+mod shim;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let runs = args.iter().position(|a| a == "--runs").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(50);
     match args.first().map(String::as_str) {
         Some("runtime") => runtime::bench(runs, args.iter().any(|a| a == "--full")),
+        Some("shim") => {
+            let n = args.iter().position(|a| a == "--containers").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(50);
+            shim::bench(n, runs)
+        }
         _ => {
-            eprintln!("usage: rind-bench runtime [--runs N] [--full]");
+            eprintln!("usage: rind-bench runtime [--runs N] [--full] | shim [--containers N] [--runs N]");
             std::process::exit(2);
         }
     }
