@@ -3,6 +3,7 @@
 //! after a shim that is gone; with no action, the server itself runs.
 
 mod args;
+mod console;
 mod events;
 mod exit_file;
 mod logs;

@@ -90,6 +90,8 @@ struct Proc {
     exited: Arc<Notify>,
     /// exec only: the OCI process JSON.
     spec: Option<Vec<u8>>,
+    /// The pty master of a terminal process.
+    console: Option<Arc<std::os::fd::OwnedFd>>,
 }
 
 impl Proc {
@@ -104,6 +106,7 @@ impl Proc {
             terminal,
             exited: Arc::new(Notify::new()),
             spec,
+            console: None,
         }
     }
 }
@@ -345,13 +348,14 @@ impl TaskService {
     }
 
     /// Records a pid; an exit that already happened is applied at once.
-    fn set_pid(&self, exec_id: &str, pid: i32, status: PStatus, io_tasks: Vec<tokio::task::JoinHandle<()>>) -> Result<()> {
+    fn set_pid(&self, exec_id: &str, pid: i32, status: PStatus, io_tasks: Vec<tokio::task::JoinHandle<()>>, console: Option<Arc<std::os::fd::OwnedFd>>) -> Result<()> {
         let mut t = self.tasks.lock().expect("lock");
         let early = t.unclaimed.remove(&pid);
         let p = t.get(exec_id)?;
         p.pid = pid;
         p.status = status;
         p.io_tasks = io_tasks;
+        p.console = console;
         drop(t);
         if let Some(code) = early {
             self.exited(exec_id.to_string(), pid, code);
@@ -365,9 +369,6 @@ impl TaskService {
     }
 
     async fn do_create(&self, req: &CreateTaskRequest) -> Result<i32> {
-        if req.terminal {
-            return Err(ShimError::Unimplemented("terminal"));
-        }
         if !req.checkpoint.is_empty() {
             return Err(ShimError::Unimplemented("restore from checkpoint"));
         }
@@ -388,19 +389,12 @@ impl TaskService {
         self.tasks.lock().expect("lock").init =
             Some(Proc::new((req.stdin.clone(), req.stdout.clone(), req.stderr.clone()), req.terminal, None));
         let result = async {
-            let (io, copies) = setup_stdio(&req.stdin, &req.stdout, &req.stderr)?;
             let pid_file = self.bundle.join("init.pid");
-            let args = vec![
-                "create".into(),
-                "--bundle".into(),
-                self.bundle.display().to_string(),
-                "--pid-file".into(),
-                pid_file.display().to_string(),
-                self.id.clone(),
-            ];
-            runtime.run(&args, io, None).await?;
+            let args = vec!["create".into(), "--bundle".into(), self.bundle.display().to_string(), "--pid-file".into(), pid_file.display().to_string(), self.id.clone()];
+            let io = (req.stdin.clone(), req.stdout.clone(), req.stderr.clone());
+            let (io_tasks, console) = self.run_with_io(&runtime, args, &io, req.terminal).await?;
             let pid = Self::read_pid(&pid_file)?;
-            self.set_pid("", pid, PStatus::Created, spawn_copies(copies))?;
+            self.set_pid("", pid, PStatus::Created, io_tasks, console)?;
             self.watch_oom(pid);
             Ok(pid)
         }
@@ -430,6 +424,52 @@ impl TaskService {
         });
     }
 
+    /// Runs a runtime verb that starts a process (create, exec) with its stdio:
+    /// fifos and log pipes, or a terminal whose master comes back over a
+    /// console socket. Returns the output copies and the pty master.
+    async fn run_with_io(
+        &self,
+        runtime: &Runtime,
+        mut args: Vec<String>,
+        io: &(String, String, String),
+        terminal: bool,
+    ) -> Result<(Vec<tokio::task::JoinHandle<()>>, Option<Arc<std::os::fd::OwnedFd>>)> {
+        if !terminal {
+            let (stdio, copies) = setup_stdio(&io.0, &io.1, &io.2)?;
+            runtime.run(&args, stdio, None).await?;
+            return Ok((spawn_copies(copies), None));
+        }
+        let fifo = |uri: &str, write: bool| match logs::parse_target(uri).map_err(ShimError::InvalidArgument)? {
+            None => Ok(None),
+            Some(logs::Target::Fifo(p)) => open_fifo(&p.display().to_string(), write),
+            Some(_) => Err(ShimError::InvalidArgument(format!("{uri}: a terminal's stdio must be fifos"))),
+        };
+        let (stdin, stdout) = (fifo(&io.0, false)?, fifo(&io.1, true)?);
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        // A short path: sun_path holds 108 bytes, bundle paths can be longer.
+        let path = Path::new(paths::SOCKET_DIR).join(format!("{}-{}.console", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+        let sock = crate::console::ConsoleSocket::bind(&path).map_err(io_err("listen on", &path))?;
+        let receiving = tokio::task::spawn_blocking(move || sock.receive());
+        let id = args.pop().unwrap_or_default();
+        args.extend(["--console-socket".into(), path.display().to_string(), id]);
+        if let Err(e) = runtime.run(&args, Stdio3::default(), None).await {
+            // Unblock the accept: nobody else will connect now.
+            let _ = std::os::unix::net::UnixStream::connect(&path);
+            let _ = receiving.await;
+            let _ = std::fs::remove_file(&path);
+            return Err(e.into());
+        }
+        let master = receiving
+            .await
+            .map_err(|e| ShimError::FailedPrecondition(format!("console socket: {e}")))?
+            .map_err(io_err("receive pty master from", &path))?;
+        let copy = crate::console::spawn_copies(&master, stdin, stdout).map_err(io_err("copy pty of", &path))?;
+        let join = tokio::task::spawn_blocking(move || {
+            let _ = copy.join();
+        });
+        Ok((vec![join], Some(Arc::new(master))))
+    }
+
     fn unmount_rootfs(&self) {
         if self.rootfs_mounted.swap(false, Ordering::SeqCst) {
             let _ = nix::mount::umount2(&self.bundle.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
@@ -455,18 +495,17 @@ impl TaskService {
             }
             return Ok(pid);
         }
-        let (spec, io) = {
+        let (spec, io, terminal) = {
             let mut t = self.tasks.lock().expect("lock");
             let p = t.get(exec_id)?;
             if p.status != PStatus::Created {
                 return Err(ShimError::FailedPrecondition(format!("exec {exec_id} was already started")));
             }
-            (p.spec.clone().unwrap_or_default(), p.io.clone())
+            (p.spec.clone().unwrap_or_default(), p.io.clone(), p.terminal)
         };
         let spec_path = self.bundle.join(format!("exec-{exec_id}.json"));
         let pid_path = self.bundle.join(format!("exec-{exec_id}.pid"));
         std::fs::write(&spec_path, &spec).map_err(io_err("write", &spec_path))?;
-        let (stdio, copies) = setup_stdio(&io.0, &io.1, &io.2)?;
         let args = vec![
             "exec".into(),
             "--process".into(),
@@ -476,12 +515,12 @@ impl TaskService {
             pid_path.display().to_string(),
             self.id.clone(),
         ];
-        let r = runtime.run(&args, stdio, None).await;
+        let r = self.run_with_io(&runtime, args, &io, terminal).await;
         let _ = std::fs::remove_file(&spec_path);
-        r?;
+        let (io_tasks, console) = r?;
         let pid = Self::read_pid(&pid_path)?;
         let _ = std::fs::remove_file(&pid_path);
-        self.set_pid(exec_id, pid, PStatus::Running, spawn_copies(copies))?;
+        self.set_pid(exec_id, pid, PStatus::Running, io_tasks, console)?;
         Ok(pid)
     }
 
@@ -696,16 +735,13 @@ impl Task for TaskService {
     }
 
     async fn exec(&self, _ctx: &TtrpcContext, req: ExecProcessRequest) -> ttrpc::Result<Empty> {
-        if req.terminal {
-            return Err(ShimError::Unimplemented("terminal").into());
-        }
         {
             let mut t = self.tasks.lock().expect("lock");
             if t.execs.contains_key(&req.exec_id) {
                 return Err(ShimError::FailedPrecondition(format!("exec {} already exists", req.exec_id)).into());
             }
             let spec = req.spec.as_ref().map(|a| a.value.clone());
-            t.execs.insert(req.exec_id.clone(), Proc::new((req.stdin.clone(), req.stdout.clone(), req.stderr.clone()), false, spec));
+            t.execs.insert(req.exec_id.clone(), Proc::new((req.stdin.clone(), req.stdout.clone(), req.stderr.clone()), req.terminal, spec));
         }
         let mut ev = TaskExecAdded::new();
         ev.container_id = self.id.clone();
@@ -714,8 +750,11 @@ impl Task for TaskService {
         Ok(Empty::new())
     }
 
-    async fn resize_pty(&self, _ctx: &TtrpcContext, _req: ResizePtyRequest) -> ttrpc::Result<Empty> {
-        Err(ShimError::Unimplemented("terminal resize").into())
+    async fn resize_pty(&self, _ctx: &TtrpcContext, req: ResizePtyRequest) -> ttrpc::Result<Empty> {
+        let console = self.tasks.lock().expect("lock").get(&req.exec_id)?.console.clone();
+        let console = console.ok_or_else(|| ShimError::FailedPrecondition("the process has no terminal".into()))?;
+        crate::console::resize(&console, req.width, req.height).map_err(|e| ShimError::Io { op: "resize", path: "pty".into(), source: e })?;
+        Ok(Empty::new())
     }
 
     async fn close_io(&self, _ctx: &TtrpcContext, req: CloseIORequest) -> ttrpc::Result<Empty> {

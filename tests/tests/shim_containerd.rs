@@ -1,6 +1,7 @@
 //! Debian's containerd drives containerd-shim-rind-v2 as runtime
 //! io.containerd.rind.v2, with rind-runtime under it.
 
+use std::process::Command;
 use std::time::Duration;
 
 use rind_tests::containerd::{pids_with_cmdline, Containerd};
@@ -77,4 +78,22 @@ fn tasks_survive_kill_9_of_containerd() {
     let out = ctrd.ctr_ok(&["task", "delete", &id]);
     assert!(stderr(&out).contains("42"), "exit status: {}{}", stdout(&out), stderr(&out));
     ctrd.ctr_ok(&["container", "delete", &id]);
+}
+
+#[test]
+fn ctr_run_with_a_terminal() {
+    let ctrd = Containerd::start();
+    import(&ctrd);
+    let id = unique_id("tty");
+    // ctr -t needs a terminal of its own: script(1) gives it one.
+    let ctr = format!(
+        "ctr --address {} --namespace {} run -t --rm --runtime {RUNTIME} {IMAGE} {id} sh -c 'test -t 0 && echo in-a-tty; tty; exit 5'",
+        ctrd.socket().display(),
+        ctrd.namespace
+    );
+    let out = Command::new("script").args(["-qec", &ctr, "/dev/null"]).stdin(std::process::Stdio::null()).output().unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("in-a-tty"), "{text}{}", stderr(&out));
+    assert!(text.contains("/dev/pts/"), "{text}");
+    assert_eq!(out.status.code(), Some(5), "{text}");
 }
