@@ -17,6 +17,8 @@ pub const ADDRESS_FILE: &str = "address";
 pub const EXIT_FILE: &str = "exit";
 pub const RUNTIME_LOG: &str = "log.json";
 pub const DEFAULT_RUNTIME: &str = "rind-runtime";
+/// Environment variable naming another runc-compatible runtime (runc, crun).
+pub const RUNTIME_ENV: &str = "RIND_SHIM_RUNTIME";
 /// Runtime state root per namespace, like the runc shim's /run/containerd/runc/<ns>.
 pub const RUNTIME_ROOT: &str = "/run/rind/runtime";
 

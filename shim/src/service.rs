@@ -348,7 +348,14 @@ impl TaskService {
     }
 
     /// Records a pid; an exit that already happened is applied at once.
-    fn set_pid(&self, exec_id: &str, pid: i32, status: PStatus, io_tasks: Vec<tokio::task::JoinHandle<()>>, console: Option<Arc<std::os::fd::OwnedFd>>) -> Result<()> {
+    fn set_pid(
+        &self,
+        exec_id: &str,
+        pid: i32,
+        status: PStatus,
+        io_tasks: Vec<tokio::task::JoinHandle<()>>,
+        console: Option<Arc<std::os::fd::OwnedFd>>,
+    ) -> Result<()> {
         let mut t = self.tasks.lock().expect("lock");
         let early = t.unclaimed.remove(&pid);
         let p = t.get(exec_id)?;
@@ -373,7 +380,12 @@ impl TaskService {
             return Err(ShimError::Unimplemented("restore from checkpoint"));
         }
         let opts = req.options.as_ref().and_then(|a| Options::parse_from_bytes(&a.value).ok()).unwrap_or_default();
-        let binary = if opts.binary_name.is_empty() { PathBuf::from(paths::DEFAULT_RUNTIME) } else { PathBuf::from(&opts.binary_name) };
+        // The runc options' BinaryName wins; then the shim's environment; then rind-runtime.
+        let binary = match (opts.binary_name.is_empty(), std::env::var_os(paths::RUNTIME_ENV)) {
+            (false, _) => PathBuf::from(&opts.binary_name),
+            (true, Some(b)) => PathBuf::from(b),
+            (true, None) => PathBuf::from(paths::DEFAULT_RUNTIME),
+        };
         let root = if opts.root.is_empty() {
             Path::new(paths::RUNTIME_ROOT).join(&self.namespace)
         } else {
@@ -390,7 +402,14 @@ impl TaskService {
             Some(Proc::new((req.stdin.clone(), req.stdout.clone(), req.stderr.clone()), req.terminal, None));
         let result = async {
             let pid_file = self.bundle.join("init.pid");
-            let args = vec!["create".into(), "--bundle".into(), self.bundle.display().to_string(), "--pid-file".into(), pid_file.display().to_string(), self.id.clone()];
+            let args = vec![
+                "create".into(),
+                "--bundle".into(),
+                self.bundle.display().to_string(),
+                "--pid-file".into(),
+                pid_file.display().to_string(),
+                self.id.clone(),
+            ];
             let io = (req.stdin.clone(), req.stdout.clone(), req.stderr.clone());
             let (io_tasks, console) = self.run_with_io(&runtime, args, &io, req.terminal).await?;
             let pid = Self::read_pid(&pid_file)?;
@@ -753,7 +772,11 @@ impl Task for TaskService {
     async fn resize_pty(&self, _ctx: &TtrpcContext, req: ResizePtyRequest) -> ttrpc::Result<Empty> {
         let console = self.tasks.lock().expect("lock").get(&req.exec_id)?.console.clone();
         let console = console.ok_or_else(|| ShimError::FailedPrecondition("the process has no terminal".into()))?;
-        crate::console::resize(&console, req.width, req.height).map_err(|e| ShimError::Io { op: "resize", path: "pty".into(), source: e })?;
+        crate::console::resize(&console, req.width, req.height).map_err(|e| ShimError::Io {
+            op: "resize",
+            path: "pty".into(),
+            source: e,
+        })?;
         Ok(Empty::new())
     }
 

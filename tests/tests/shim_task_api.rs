@@ -16,6 +16,10 @@ fn ctx() -> ttrpc::context::Context {
 
 /// Starts a shim for `id` in `bundle` and returns its address.
 fn start_shim(bundle: &Path, id: &str) -> String {
+    start_shim_env(bundle, id, &[])
+}
+
+fn start_shim_env(bundle: &Path, id: &str, env: &[(&str, &str)]) -> String {
     let shim = workspace_bin("containerd-shim-rind-v2");
     let path = format!("{}:{}", target_dir().display(), std::env::var("PATH").unwrap_or_default());
     let out = Command::new(shim)
@@ -23,6 +27,7 @@ fn start_shim(bundle: &Path, id: &str) -> String {
         .current_dir(bundle)
         .env("PATH", path)
         .env_remove("TTRPC_ADDRESS")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert!(out.status.success(), "shim start: {}", stderr(&out));
@@ -189,4 +194,38 @@ fn start_shim_with_events(bundle: &Path, id: &str, events: &Path) -> String {
         .unwrap();
     assert!(out.status.success(), "shim start: {}", stderr(&out));
     stdout(&out).trim().to_string()
+}
+
+#[test]
+fn the_shim_drives_runc_when_configured() {
+    require_root();
+    let b = Bundle::new(&["sh", "-c", "echo via-runc; exit 4"]);
+    b.write();
+    let id = unique_id("viarunc");
+    let log = b.path().join("out.log");
+    let addr = start_shim_env(b.path(), &id, &[("RIND_SHIM_RUNTIME", "/usr/sbin/runc")]);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let c = client(&addr).await;
+        let mut req = CreateTaskRequest::new();
+        req.id = id.clone();
+        req.bundle = b.path().display().to_string();
+        req.stdout = format!("file://{}", log.display());
+        c.create(ctx(), &req).await.unwrap();
+        let mut start = StartRequest::new();
+        start.id = id.clone();
+        c.start(ctx(), &start).await.unwrap();
+        let mut w = WaitRequest::new();
+        w.id = id.clone();
+        assert_eq!(c.wait(ctx(), &w).await.unwrap().exit_status, 4);
+        let mut d = DeleteRequest::new();
+        d.id = id.clone();
+        c.delete(ctx(), &d).await.unwrap();
+        let mut sd = ShutdownRequest::new();
+        sd.id = id.clone();
+        let _ = c.shutdown(ctx(), &sd).await;
+    });
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "via-runc\n", "raw file mode");
+    let choice: serde_json::Value = serde_json::from_slice(&std::fs::read(b.path().join("runtime.json")).unwrap()).unwrap();
+    assert_eq!(choice["binary"], "/usr/sbin/runc");
 }
