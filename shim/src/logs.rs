@@ -6,7 +6,7 @@
 //! on a missing reader and no byte is lost.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -19,6 +19,8 @@ pub enum Target {
     Raw(PathBuf),
     /// file:///path?format=cri…
     Cri { path: PathBuf, max_size: u64, max_files: u32 },
+    /// binary:///path?k=v: a logging program, containerd's protocol.
+    Binary { path: PathBuf, args: Vec<String> },
 }
 
 /// A CRI line longer than this is split into partial (P) records.
@@ -28,9 +30,25 @@ pub fn parse_target(uri: &str) -> Result<Option<Target>, String> {
     if uri.is_empty() {
         return Ok(None);
     }
+    if let Some(rest) = uri.strip_prefix("binary://") {
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        if !path.starts_with('/') {
+            return Err(format!("stdio URI {uri}: the path must be absolute"));
+        }
+        // As containerd does: each key, then its value when it has one.
+        let mut args = Vec::new();
+        for kv in query.split('&').filter(|s| !s.is_empty()) {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            args.push(k.to_string());
+            if !v.is_empty() {
+                args.push(v.to_string());
+            }
+        }
+        return Ok(Some(Target::Binary { path: PathBuf::from(path), args }));
+    }
     let Some(rest) = uri.strip_prefix("file://") else {
         if uri.contains("://") {
-            return Err(format!("stdio URI {uri}: only fifo paths and file:// are supported"));
+            return Err(format!("stdio URI {uri}: only fifo paths, file:// and binary:// are supported"));
         }
         return Ok(Some(Target::Fifo(PathBuf::from(uri))));
     };
@@ -170,7 +188,11 @@ mod tests {
             parse_target("file:///l/c.log?format=cri&max-size=100&max-files=3").unwrap(),
             Some(Target::Cri { path: "/l/c.log".into(), max_size: 100, max_files: 3 })
         );
-        assert!(parse_target("binary:///usr/bin/logger").is_err());
+        assert_eq!(
+            parse_target("binary:///usr/bin/logger?id=x&debug").unwrap(),
+            Some(Target::Binary { path: "/usr/bin/logger".into(), args: vec!["id".into(), "x".into(), "debug".into()] })
+        );
+        assert!(parse_target("ftp://x").is_err());
         assert!(parse_target("file://relative").is_err());
         assert!(parse_target("file:///x?format=json").is_err());
     }
@@ -201,4 +223,49 @@ mod tests {
         assert_eq!(std::fs::read(d.path().join("c.log.1")).unwrap(), b"abcdefgh\n");
         assert_eq!(std::fs::read(d.path().join("c.log.2")).unwrap(), b"12345678\n");
     }
+}
+
+/// Starts a binary logger as containerd does: the container's stdout and
+/// stderr pipes as fds 3 and 4, a pipe on fd 5 it closes when ready, and
+/// CONTAINER_ID / CONTAINER_NAMESPACE in its environment. Returns the write
+/// ends for the container once the logger is ready.
+pub fn start_binary_logger(path: &Path, args: &[String], id: &str, namespace: &str) -> std::io::Result<(File, File)> {
+    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    let pipe = || -> std::io::Result<(OwnedFd, OwnedFd)> { nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from) };
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let (ready_r, ready_w) = pipe()?;
+    let fds = [out_r.as_raw_fd(), err_r.as_raw_fd(), ready_w.as_raw_fd()];
+    let mut cmd = std::process::Command::new(path);
+    cmd.args(args).env("CONTAINER_ID", id).env("CONTAINER_NAMESPACE", namespace);
+    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    // SAFETY: only dup/dup2 between fork and exec. Copies above 10 first, so
+    // placing them on 3, 4, 5 cannot clobber one another.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut high = [0; 3];
+            for (i, fd) in fds.iter().enumerate() {
+                high[i] = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 10);
+                if high[i] < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (i, fd) in high.iter().enumerate() {
+                if libc::dup2(*fd, 3 + i as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    // The reaper collects it; the shim keeps no read end.
+    drop(child);
+    drop((out_r, err_r, ready_w));
+    // Ready when the logger closes fd 5 (or exits).
+    let mut ready = File::from(ready_r);
+    let mut b = [0u8; 1];
+    let _ = ready.read(&mut b);
+    Ok((File::from(out_w), File::from(err_w)))
 }

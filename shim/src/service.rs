@@ -156,7 +156,17 @@ type Copy = (&'static str, std::os::fd::OwnedFd, logs::Target, Arc<Mutex<logs::L
 
 /// The stdio handed to the runtime (fifos opened, pipes for files the shim
 /// writes) and the copies to run once the process exists.
-fn setup_stdio(stdin: &str, stdout: &str, stderr: &str) -> Result<(Stdio3, Vec<Copy>)> {
+fn setup_stdio(stdin: &str, stdout: &str, stderr: &str, id: &str, namespace: &str) -> Result<(Stdio3, Vec<Copy>)> {
+    if let Some(logs::Target::Binary { path, args }) = logs::parse_target(stdout).map_err(ShimError::InvalidArgument)? {
+        let (out, err) = logs::start_binary_logger(&path, &args, id, namespace).map_err(io_err("start logger", &path))?;
+        let stdin = match logs::parse_target(stdin).map_err(ShimError::InvalidArgument)? {
+            Some(logs::Target::Fifo(p)) => open_fifo(&p.display().to_string(), false)?,
+            _ => None,
+        };
+        // stderr goes to the same logger, as containerd's binary IO does.
+        let _ = stderr;
+        return Ok((Stdio3 { stdin, stdout: Some(out), stderr: Some(err) }, Vec::new()));
+    }
     let mut copies: Vec<Copy> = Vec::new();
     let mut files: Vec<(PathBuf, Arc<Mutex<logs::LogFile>>)> = Vec::new();
     let mut out = |stream: &'static str, uri: &str| -> Result<Option<File>> {
@@ -167,7 +177,9 @@ fn setup_stdio(stdin: &str, stdout: &str, stderr: &str) -> Result<(Stdio3, Vec<C
                 let (path, max_size, max_files) = match &target {
                     logs::Target::Cri { path, max_size, max_files } => (path.clone(), *max_size, *max_files),
                     logs::Target::Raw(path) => (path.clone(), 0, 1),
-                    logs::Target::Fifo(_) => unreachable!("handled above"),
+                    logs::Target::Fifo(_) | logs::Target::Binary { .. } => {
+                        return Err(ShimError::InvalidArgument(format!("{uri}: a binary logger takes stdout and stderr together")))
+                    }
                 };
                 // stdout and stderr naming one file share it.
                 let file = match files.iter().find(|(p, _)| *p == path) {
@@ -454,7 +466,7 @@ impl TaskService {
         terminal: bool,
     ) -> Result<(Vec<tokio::task::JoinHandle<()>>, Option<Arc<std::os::fd::OwnedFd>>)> {
         if !terminal {
-            let (stdio, copies) = setup_stdio(&io.0, &io.1, &io.2)?;
+            let (stdio, copies) = setup_stdio(&io.0, &io.1, &io.2, &self.id, &self.namespace)?;
             runtime.run(&args, stdio, None).await?;
             return Ok((spawn_copies(copies), None));
         }

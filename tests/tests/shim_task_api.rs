@@ -229,3 +229,44 @@ fn the_shim_drives_runc_when_configured() {
     let choice: serde_json::Value = serde_json::from_slice(&std::fs::read(b.path().join("runtime.json")).unwrap()).unwrap();
     assert_eq!(choice["binary"], "/usr/sbin/runc");
 }
+
+#[test]
+fn binary_logger_gets_stdout_and_stderr() {
+    require_root();
+    let b = Bundle::new(&["sh", "-c", "echo out-line; echo err-line >&2"]);
+    b.write();
+    let id = unique_id("binlog");
+    let out = b.path().join("logged");
+    let logger = b.path().join("logger.sh");
+    // containerd's protocol: stdout on fd 3, stderr on fd 4, fd 5 closed when ready
+    std::fs::write(&logger, "#!/bin/sh\nexec 5>&-\n{ echo \"id=$CONTAINER_ID ns=$CONTAINER_NAMESPACE\"; cat <&3; cat <&4; } > \"$1\"\n")
+        .unwrap();
+    std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let addr = start_shim(b.path(), &id);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let c = client(&addr).await;
+        let mut req = CreateTaskRequest::new();
+        req.id = id.clone();
+        req.bundle = b.path().display().to_string();
+        let uri = format!("binary://{}?{}", logger.display(), out.display());
+        req.stdout = uri.clone();
+        req.stderr = uri;
+        c.create(ctx(), &req).await.unwrap();
+        let mut start = StartRequest::new();
+        start.id = id.clone();
+        c.start(ctx(), &start).await.unwrap();
+        let mut w = WaitRequest::new();
+        w.id = id.clone();
+        assert_eq!(c.wait(ctx(), &w).await.unwrap().exit_status, 0);
+        let mut d = DeleteRequest::new();
+        d.id = id.clone();
+        c.delete(ctx(), &d).await.unwrap();
+        let mut sd = ShutdownRequest::new();
+        sd.id = id.clone();
+        let _ = c.shutdown(ctx(), &sd).await;
+    });
+    wait_until("logger output", Duration::from_secs(5), || std::fs::read_to_string(&out).is_ok_and(|s| s.contains("err-line")));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text, format!("id={id} ns=rindtest\nout-line\nerr-line\n"));
+}
