@@ -18,14 +18,21 @@ tests=$(cargo test -p rind-tests --no-run --locked --message-format=json 2>/dev/
 [ -n "$tests" ] || { echo "no test binaries found" >&2; exit 1; }
 share=$(mktemp -d /tmp/rind-vm.XXXXXX)
 trap 'rm -rf "$share"' EXIT
+# The guest sees the host's / read-only but has its own /tmp, where a CI
+# clone may live: copy the binaries into the share, which it does see, in the
+# layout the tests expect (test binaries in deps/, the others beside it).
+mkdir -p "$share/bin/deps"
+cp target/x86_64-unknown-linux-gnu/debug/rind-runtime target/x86_64-unknown-linux-gnu/debug/containerd-shim-rind-v2 "$share/bin/"
+names=""
+for t in $tests; do cp "$t" "$share/bin/deps/"; names="$names $(basename "$t")"; done
 cat > "$share/run.sh" <<SH
 #!/bin/sh
-# inside the guest: every runtime test binary, one after the other
+# inside the guest: every integration test binary, one after the other
 stat -fc %T /sys/fs/cgroup
 fail=0
-for t in $(echo $tests); do
+for t in$names; do
   echo "== \$t"
-  "\$t" --test-threads=2 ${1:+"$1"} || fail=1
+  "$share/bin/deps/\$t" --test-threads=2 ${1:+"$1"} || fail=1
 done
 exit \$fail
 SH

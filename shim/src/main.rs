@@ -6,6 +6,7 @@ mod args;
 mod console;
 mod events;
 mod exit_file;
+mod idle;
 mod logs;
 mod metrics;
 mod oom;

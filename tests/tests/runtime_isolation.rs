@@ -528,7 +528,9 @@ fn seccomp_notify_hands_the_fd_to_the_agent() {
 fn container_cannot_rewrite_the_runtime_binary() {
     let rt = Runtime::new();
     let mut b = Bundle::new(&["/bin/steal_exe", "/bin/", "20"]);
-    let probe_src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("probe/steal_exe.c");
+    // Embedded, so the test binary runs where its source tree is not (the VM).
+    let probe_src = b.path().join("steal_exe.c");
+    fs::write(&probe_src, include_str!("../probe/steal_exe.c")).unwrap();
     let out = std::process::Command::new("cc")
         .args(["-static", "-O2", "-o"])
         .arg(b.rootfs().join("bin/steal_exe"))
