@@ -30,12 +30,7 @@ fn smaps_kib(pid: i32, key: &str) -> f64 {
 pub fn bench(containers: usize, runs: usize) -> anyhow::Result<()> {
     rind_tests::require_root();
     let ctrd = Containerd::start();
-    let tmp = tempfile::tempdir()?;
-    let rootfs = tmp.path().join("rootfs");
-    rind_tests::make_rootfs(&rootfs);
-    let archive = tmp.path().join("busybox.tar");
-    rind_tests::image::write_oci_archive(&rootfs, IMAGE, &["sh"], &archive);
-    ctrd.ctr_ok(&["image", "import", archive.to_str().unwrap()]);
+    ctrd.import_busybox(IMAGE);
 
     println!("shim bench: {containers} idle containers per shim type; `ctr run --rm busybox true` x{runs}, interleaved");
     println!("{:<28} {:>14} {:>14}", "shim", "RSS KiB/shim", "PSS KiB/shim");

@@ -84,6 +84,16 @@ impl Containerd {
         out
     }
 
+    /// Imports a busybox image built at test time under `name`.
+    pub fn import_busybox(&self, name: &str) {
+        let tmp = tempfile::tempdir().unwrap();
+        let rootfs = tmp.path().join("rootfs");
+        crate::make_rootfs(&rootfs);
+        let archive = tmp.path().join("busybox.tar");
+        crate::image::write_oci_archive(&rootfs, name, &["sh"], &archive);
+        self.ctr_ok(&["image", "import", archive.to_str().unwrap()]);
+    }
+
     pub fn log_tail(&self) -> String {
         let log = fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();

@@ -6,20 +6,11 @@ use rind_tests::*;
 
 const IMAGE: &str = "docker.io/library/busybox:rindtest";
 
-fn import(ctrd: &Containerd) {
-    let tmp = tempfile::tempdir().unwrap();
-    let rootfs = tmp.path().join("rootfs");
-    make_rootfs(&rootfs);
-    let archive = tmp.path().join("busybox.tar");
-    image::write_oci_archive(&rootfs, IMAGE, &["sh"], &archive);
-    ctrd.ctr_ok(&["image", "import", archive.to_str().unwrap()]);
-}
-
 #[test]
 fn ctr_runs_busybox_with_rind_runtime() {
     let runtime = std::env::var("RIND_TEST_RUNTIME").map(std::path::PathBuf::from).unwrap_or_else(|_| workspace_bin("rind-runtime"));
     let ctrd = Containerd::start();
-    import(&ctrd);
+    ctrd.import_busybox(IMAGE);
     let bin = runtime.to_str().unwrap();
 
     // foreground: output and exit status come back through containerd

@@ -10,20 +10,11 @@ use rind_tests::*;
 const IMAGE: &str = "docker.io/library/busybox:rindshim";
 const RUNTIME: &str = "io.containerd.rind.v2";
 
-fn import(ctrd: &Containerd) {
-    let tmp = tempfile::tempdir().unwrap();
-    let rootfs = tmp.path().join("rootfs");
-    make_rootfs(&rootfs);
-    let archive = tmp.path().join("busybox.tar");
-    image::write_oci_archive(&rootfs, IMAGE, &["sh"], &archive);
-    ctrd.ctr_ok(&["image", "import", archive.to_str().unwrap()]);
-}
-
 #[test]
 fn ctr_runs_containers_through_the_rind_shim() {
     workspace_bin("containerd-shim-rind-v2");
     let ctrd = Containerd::start();
-    import(&ctrd);
+    ctrd.import_busybox(IMAGE);
 
     // foreground: output and the exact exit status
     let id = unique_id("shim");
@@ -61,7 +52,7 @@ fn ctr_runs_containers_through_the_rind_shim() {
 #[test]
 fn tasks_survive_kill_9_of_containerd() {
     let mut ctrd = Containerd::start();
-    import(&ctrd);
+    ctrd.import_busybox(IMAGE);
     let id = unique_id("survive");
     ctrd.ctr_ok(&["run", "-d", "--runtime", RUNTIME, IMAGE, &id, "sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.1; done"]);
     ctrd.kill9();
@@ -83,7 +74,7 @@ fn tasks_survive_kill_9_of_containerd() {
 #[test]
 fn ctr_run_with_a_terminal() {
     let ctrd = Containerd::start();
-    import(&ctrd);
+    ctrd.import_busybox(IMAGE);
     let id = unique_id("tty");
     // ctr -t needs a terminal of its own: script(1) gives it one.
     let ctr = format!(

@@ -41,6 +41,33 @@ async fn client(addr: &str) -> TaskClient {
     TaskClient::new(Client::connect(addr).await.unwrap())
 }
 
+/// Create, start, wait, delete and shut down one task through the shim at
+/// `addr`; returns the exit status Wait reported.
+async fn run_task(addr: &str, id: &str, bundle: &Path, stdout: &str, stderr: &str) -> u32 {
+    let c = client(addr).await;
+    let mut req = CreateTaskRequest::new();
+    req.id = id.to_string();
+    req.bundle = bundle.display().to_string();
+    req.stdout = stdout.to_string();
+    req.stderr = stderr.to_string();
+    if let Err(e) = c.create(ctx(), &req).await {
+        panic!("create: {e:?}; shim log: {}", std::fs::read_to_string(bundle.join("log")).unwrap_or_default());
+    }
+    let mut start = StartRequest::new();
+    start.id = id.to_string();
+    c.start(ctx(), &start).await.unwrap();
+    let mut w = WaitRequest::new();
+    w.id = id.to_string();
+    let status = c.wait(ctx(), &w).await.unwrap().exit_status;
+    let mut d = DeleteRequest::new();
+    d.id = id.to_string();
+    assert_eq!(c.delete(ctx(), &d).await.unwrap().exit_status, status);
+    let mut sd = ShutdownRequest::new();
+    sd.id = id.to_string();
+    let _ = c.shutdown(ctx(), &sd).await;
+    status
+}
+
 #[test]
 fn exit_status_and_output_survive_a_missing_client() {
     require_root();
@@ -142,33 +169,15 @@ fn events_in_order_with_oom() {
             ttrpc::asynchronous::Server::new().bind(&format!("unix://{}", events_sock.display())).unwrap().register_service(svc);
         server.start().await.unwrap();
         std::fs::write(b.path().join("log"), "").unwrap();
-        let addr = start_shim_with_events(b.path(), &id, &events_sock);
-        let c = client(&addr).await;
-        let mut req = CreateTaskRequest::new();
-        req.id = id.clone();
-        req.bundle = b.path().display().to_string();
-        if let Err(e) = c.create(ctx(), &req).await {
-            panic!("create: {e:?}; shim log: {}", std::fs::read_to_string(b.path().join("log")).unwrap_or_default());
-        }
-        let mut start = StartRequest::new();
-        start.id = id.clone();
-        c.start(ctx(), &start).await.unwrap();
-        let mut w = WaitRequest::new();
-        w.id = id.clone();
-        let status = c.wait(ctx(), &w).await.unwrap().exit_status;
+        let addr = start_shim_env(b.path(), &id, &[("TTRPC_ADDRESS", events_sock.to_str().unwrap())]);
+        let status = run_task(&addr, &id, b.path(), "", "").await;
         assert_eq!(status, 137, "the OOM killer's SIGKILL");
         for _ in 0..100 {
-            if seen.lock().unwrap().iter().any(|e| e.starts_with("/tasks/exit")) {
+            if seen.lock().unwrap().iter().any(|e| e.starts_with("/tasks/delete")) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let mut d = DeleteRequest::new();
-        d.id = id.clone();
-        c.delete(ctx(), &d).await.unwrap();
-        let mut sd = ShutdownRequest::new();
-        sd.id = id.clone();
-        let _ = c.shutdown(ctx(), &sd).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         let _ = server.shutdown().await;
     });
@@ -182,20 +191,6 @@ fn events_in_order_with_oom() {
     assert!(seen.iter().any(|e| e == "/tasks/exit containerd.events.TaskExit"), "{seen:?}");
 }
 
-fn start_shim_with_events(bundle: &Path, id: &str, events: &Path) -> String {
-    let shim = workspace_bin("containerd-shim-rind-v2");
-    let path = format!("{}:{}", target_dir().display(), std::env::var("PATH").unwrap_or_default());
-    let out = Command::new(shim)
-        .args(["-namespace", "rindtest", "-id", id, "-address", "/nonexistent/containerd.sock", "start"])
-        .current_dir(bundle)
-        .env("PATH", path)
-        .env("TTRPC_ADDRESS", events)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "shim start: {}", stderr(&out));
-    stdout(&out).trim().to_string()
-}
-
 #[test]
 fn the_shim_drives_runc_when_configured() {
     require_root();
@@ -205,26 +200,8 @@ fn the_shim_drives_runc_when_configured() {
     let log = b.path().join("out.log");
     let addr = start_shim_env(b.path(), &id, &[("RIND_SHIM_RUNTIME", "/usr/sbin/runc")]);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let c = client(&addr).await;
-        let mut req = CreateTaskRequest::new();
-        req.id = id.clone();
-        req.bundle = b.path().display().to_string();
-        req.stdout = format!("file://{}", log.display());
-        c.create(ctx(), &req).await.unwrap();
-        let mut start = StartRequest::new();
-        start.id = id.clone();
-        c.start(ctx(), &start).await.unwrap();
-        let mut w = WaitRequest::new();
-        w.id = id.clone();
-        assert_eq!(c.wait(ctx(), &w).await.unwrap().exit_status, 4);
-        let mut d = DeleteRequest::new();
-        d.id = id.clone();
-        c.delete(ctx(), &d).await.unwrap();
-        let mut sd = ShutdownRequest::new();
-        sd.id = id.clone();
-        let _ = c.shutdown(ctx(), &sd).await;
-    });
+    let status = rt.block_on(run_task(&addr, &id, b.path(), &format!("file://{}", log.display()), ""));
+    assert_eq!(status, 4);
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "via-runc\n", "raw file mode");
     let choice: serde_json::Value = serde_json::from_slice(&std::fs::read(b.path().join("runtime.json")).unwrap()).unwrap();
     assert_eq!(choice["binary"], "/usr/sbin/runc");
@@ -243,29 +220,9 @@ fn binary_logger_gets_stdout_and_stderr() {
         .unwrap();
     std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let addr = start_shim(b.path(), &id);
+    let uri = format!("binary://{}?{}", logger.display(), out.display());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let c = client(&addr).await;
-        let mut req = CreateTaskRequest::new();
-        req.id = id.clone();
-        req.bundle = b.path().display().to_string();
-        let uri = format!("binary://{}?{}", logger.display(), out.display());
-        req.stdout = uri.clone();
-        req.stderr = uri;
-        c.create(ctx(), &req).await.unwrap();
-        let mut start = StartRequest::new();
-        start.id = id.clone();
-        c.start(ctx(), &start).await.unwrap();
-        let mut w = WaitRequest::new();
-        w.id = id.clone();
-        assert_eq!(c.wait(ctx(), &w).await.unwrap().exit_status, 0);
-        let mut d = DeleteRequest::new();
-        d.id = id.clone();
-        c.delete(ctx(), &d).await.unwrap();
-        let mut sd = ShutdownRequest::new();
-        sd.id = id.clone();
-        let _ = c.shutdown(ctx(), &sd).await;
-    });
+    assert_eq!(rt.block_on(run_task(&addr, &id, b.path(), &uri, &uri)), 0);
     wait_until("logger output", Duration::from_secs(5), || std::fs::read_to_string(&out).is_ok_and(|s| s.contains("err-line")));
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text, format!("id={id} ns=rindtest\nout-line\nerr-line\n"));
