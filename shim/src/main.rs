@@ -94,7 +94,13 @@ fn start(args: &args::Args) -> anyhow::Result<()> {
             Ok(())
         });
     }
-    let child = cmd.spawn().context("spawn shim server")?;
+    let child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = std::fs::remove_file(&sock);
+            return Err(e).context("spawn shim server");
+        }
+    };
     drop(child);
     std::fs::write(bundle.join(paths::ADDRESS_FILE), &address).context("write address file")?;
     let mut out = std::io::stdout().lock();
