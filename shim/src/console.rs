@@ -48,17 +48,69 @@ pub fn resize(master: &OwnedFd, width: u32, height: u32) -> std::io::Result<()> 
     Ok(())
 }
 
-/// Copies stdin into the pty and the pty into stdout, on two threads (only
-/// terminal containers pay for them). Returns when the pty side closes.
-pub fn spawn_copies(master: &OwnedFd, stdin: Option<File>, stdout: Option<File>) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let out_master = File::from(master.try_clone()?);
-    if let Some(mut input) = stdin {
-        let mut in_master = File::from(master.try_clone()?);
-        std::thread::spawn(move || {
-            let _ = std::io::copy(&mut input, &mut in_master);
-        });
+/// Stops the stdin copy of a terminal (CloseIO): an eventfd the copy polls.
+pub struct StdinCloser(OwnedFd);
+
+impl StdinCloser {
+    pub fn close(&self) {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: an 8-byte write to our own eventfd.
+        unsafe { libc::write(self.0.as_raw_fd(), one.as_ptr().cast(), 8) };
     }
-    Ok(std::thread::spawn(move || {
+}
+
+fn copy_stdin(mut input: File, mut master: File, stop: OwnedFd) {
+    let mut buf = [0u8; 32 * 1024];
+    loop {
+        let mut fds = [
+            libc::pollfd { fd: input.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: stop.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        ];
+        // SAFETY: poll on two fds we own, described by a local array.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        if fds[1].revents != 0 {
+            return;
+        }
+        match input.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if master.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Copies stdin into the pty and the pty into stdout, on two threads (only
+/// terminal containers pay for them). The handle returns when the pty side
+/// closes; the closer ends the stdin copy.
+pub fn spawn_copies(
+    master: &OwnedFd,
+    stdin: Option<File>,
+    stdout: Option<File>,
+) -> std::io::Result<(std::thread::JoinHandle<()>, Option<StdinCloser>)> {
+    let out_master = File::from(master.try_clone()?);
+    let mut closer = None;
+    if let Some(input) = stdin {
+        let in_master = File::from(master.try_clone()?);
+        // SAFETY: eventfd(2) returns a new fd we own.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if efd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: efd was just created and is owned here.
+        let efd = unsafe { OwnedFd::from_raw_fd(efd) };
+        let stop = efd.try_clone()?;
+        std::thread::spawn(move || copy_stdin(input, in_master, stop));
+        closer = Some(StdinCloser(efd));
+    }
+    let out = std::thread::spawn(move || {
         let mut out_master = out_master;
         let mut buf = [0u8; 32 * 1024];
         let mut out = stdout;
@@ -73,5 +125,6 @@ pub fn spawn_copies(master: &OwnedFd, stdin: Option<File>, stdout: Option<File>)
                 }
             }
         }
-    }))
+    });
+    Ok((out, closer))
 }

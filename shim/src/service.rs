@@ -92,6 +92,8 @@ struct Proc {
     spec: Option<Vec<u8>>,
     /// The pty master of a terminal process.
     console: Option<Arc<std::os::fd::OwnedFd>>,
+    /// Ends the copy of stdin into the pty (CloseIO).
+    stdin_closer: Option<crate::console::StdinCloser>,
 }
 
 impl Proc {
@@ -107,6 +109,7 @@ impl Proc {
             exited: Arc::new(Notify::new()),
             spec,
             console: None,
+            stdin_closer: None,
         }
     }
 }
@@ -151,6 +154,9 @@ pub struct TaskService {
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ShimError + 'a {
     move |source| ShimError::Io { op, path: path.display().to_string(), source }
 }
+
+/// A terminal process's pty master and the closer of its stdin copy.
+type Terminal = (Arc<std::os::fd::OwnedFd>, Option<crate::console::StdinCloser>);
 
 type Copy = (&'static str, std::os::fd::OwnedFd, logs::Target, Arc<Mutex<logs::LogFile>>);
 
@@ -366,7 +372,7 @@ impl TaskService {
         pid: i32,
         status: PStatus,
         io_tasks: Vec<tokio::task::JoinHandle<()>>,
-        console: Option<Arc<std::os::fd::OwnedFd>>,
+        terminal: Option<Terminal>,
     ) -> Result<()> {
         let mut t = self.tasks.lock().expect("lock");
         let early = t.unclaimed.remove(&pid);
@@ -374,7 +380,10 @@ impl TaskService {
         p.pid = pid;
         p.status = status;
         p.io_tasks = io_tasks;
-        p.console = console;
+        if let Some((master, closer)) = terminal {
+            p.console = Some(master);
+            p.stdin_closer = closer;
+        }
         drop(t);
         if let Some(code) = early {
             self.exited(exec_id.to_string(), pid, code);
@@ -464,7 +473,7 @@ impl TaskService {
         mut args: Vec<String>,
         io: &(String, String, String),
         terminal: bool,
-    ) -> Result<(Vec<tokio::task::JoinHandle<()>>, Option<Arc<std::os::fd::OwnedFd>>)> {
+    ) -> Result<(Vec<tokio::task::JoinHandle<()>>, Option<Terminal>)> {
         if !terminal {
             let (stdio, copies) = setup_stdio(&io.0, &io.1, &io.2, &self.id, &self.namespace)?;
             runtime.run(&args, stdio, None).await?;
@@ -494,11 +503,11 @@ impl TaskService {
             .await
             .map_err(|e| ShimError::FailedPrecondition(format!("console socket: {e}")))?
             .map_err(io_err("receive pty master from", &path))?;
-        let copy = crate::console::spawn_copies(&master, stdin, stdout).map_err(io_err("copy pty of", &path))?;
+        let (copy, closer) = crate::console::spawn_copies(&master, stdin, stdout).map_err(io_err("copy pty of", &path))?;
         let join = tokio::task::spawn_blocking(move || {
             let _ = copy.join();
         });
-        Ok((vec![join], Some(Arc::new(master))))
+        Ok((vec![join], Some((Arc::new(master), closer))))
     }
 
     fn unmount_rootfs(&self) {
@@ -798,8 +807,15 @@ impl Task for TaskService {
     }
 
     async fn close_io(&self, _ctx: &TtrpcContext, req: CloseIORequest) -> ttrpc::Result<Empty> {
-        // The container holds the stdin fifo itself; it sees EOF when the writer closes.
-        self.tasks.lock().expect("lock").get(&req.exec_id)?;
+        // Without a terminal the container holds the stdin fifo itself and sees
+        // EOF when the writer closes; with one, stop copying into the pty.
+        let mut t = self.tasks.lock().expect("lock");
+        let p = t.get(&req.exec_id)?;
+        if req.stdin {
+            if let Some(c) = p.stdin_closer.take() {
+                c.close();
+            }
+        }
         Ok(Empty::new())
     }
 
