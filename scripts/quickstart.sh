@@ -34,5 +34,5 @@ cat > "$demo/config.json" <<'JSON'
   }
 }
 JSON
-install -m 0755 "$top/target/x86_64-unknown-linux-gnu/release/rind-runtime" /usr/local/bin/rind-runtime
+install -m 0755 "$top/target/x86_64-unknown-linux-gnu/release/rind-runtime" "$top/target/x86_64-unknown-linux-gnu/release/containerd-shim-rind-v2" /usr/local/bin/
 rind-runtime run --bundle "$demo" "demo-$$"
