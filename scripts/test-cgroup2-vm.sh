@@ -14,7 +14,7 @@ fi
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 cargo build --workspace --locked
 tests=$(cargo test -p rind-tests --no-run --locked --message-format=json 2>/dev/null \
-  | grep -oE '"executable":"[^"]*(runtime|shim)_[a-z_]*-[^"]*"' | sed 's/"executable":"\(.*\)"/\1/' | sort -u)
+  | grep -oE '"executable":"[^"]*(runtime|shim|daemon)_[a-z_]*-[^"]*"' | sed 's/"executable":"\(.*\)"/\1/' | sort -u)
 [ -n "$tests" ] || { echo "no test binaries found" >&2; exit 1; }
 share=$(mktemp -d /tmp/rind-vm.XXXXXX)
 trap 'rm -rf "$share"' EXIT

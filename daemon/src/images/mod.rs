@@ -1,0 +1,3 @@
+//! Images: content, layers and their unpacking into snapshots.
+
+pub mod unpack;

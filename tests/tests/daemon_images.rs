@@ -1,0 +1,59 @@
+//! Image layers unpacked into overlayfs snapshots: whiteouts and opaque
+//! directories behave as the OCI layer spec says once the layers are stacked.
+
+use std::fs;
+use std::os::unix::fs::FileTypeExt;
+use std::process::Command;
+
+use rind_tests::*;
+use rindd::images::unpack::unpack_layer;
+
+fn tar_of(dir: &std::path::Path, out: &std::path::Path) {
+    let mut b = tar::Builder::new(fs::File::create(out).unwrap());
+    b.follow_symlinks(false);
+    b.append_dir_all(".", dir).unwrap();
+    b.finish().unwrap();
+}
+
+#[test]
+fn whiteouts_and_opaque_dirs_hide_lower_layers() {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    // lower: foo, dir/a, keep
+    let l1 = t.path().join("l1");
+    fs::create_dir_all(l1.join("dir")).unwrap();
+    fs::write(l1.join("foo"), "foo").unwrap();
+    fs::write(l1.join("dir/a"), "a").unwrap();
+    fs::write(l1.join("keep"), "keep").unwrap();
+    // upper: deletes foo, makes dir opaque with only b
+    let l2 = t.path().join("l2");
+    fs::create_dir_all(l2.join("dir")).unwrap();
+    fs::write(l2.join(".wh.foo"), "").unwrap();
+    fs::write(l2.join("dir/.wh..wh..opq"), "").unwrap();
+    fs::write(l2.join("dir/b"), "b").unwrap();
+    tar_of(&l1, &t.path().join("l1.tar"));
+    tar_of(&l2, &t.path().join("l2.tar"));
+    let (s1, s2) = (t.path().join("snap1"), t.path().join("snap2"));
+    unpack_layer(&t.path().join("l1.tar"), &s1).unwrap();
+    let stats = unpack_layer(&t.path().join("l2.tar"), &s2).unwrap();
+    assert_eq!(stats.whiteouts, 2);
+    let wh = fs::symlink_metadata(s2.join("foo")).unwrap();
+    assert!(wh.file_type().is_char_device(), "whiteout is a char device");
+    // Stack them and look.
+    let (upper, work, merged) = (t.path().join("upper"), t.path().join("work"), t.path().join("merged"));
+    for d in [&upper, &work, &merged] {
+        fs::create_dir(d).unwrap();
+    }
+    let opts = format!("lowerdir={}:{},upperdir={},workdir={}", s2.display(), s1.display(), upper.display(), work.display());
+    assert!(Command::new("mount").args(["-t", "overlay", "overlay", "-o", &opts]).arg(&merged).status().unwrap().success());
+    let foo = merged.join("foo").exists();
+    let mut dir: Vec<String> =
+        fs::read_dir(merged.join("dir")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    dir.sort();
+    let keep = fs::read_to_string(merged.join("keep")).ok();
+    let _ = Command::new("umount").arg(&merged).status();
+    assert!(!foo, "a whiteout hides the lower file");
+    assert_eq!(dir, vec!["b".to_string()], "an opaque dir hides the lower dir's entries");
+    assert_eq!(keep.as_deref(), Some("keep"));
+    assert!(mounts_under(t.path()).is_empty());
+}
