@@ -17,7 +17,12 @@ pub enum ContentError {
     #[error("blob {0} not found")]
     NotFound(String),
     #[error("{op} {path}: {source}")]
-    Io { op: &'static str, path: PathBuf, #[source] source: io::Error },
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// A validated "sha256:<hex>" digest; the hex is safe as a file name.
@@ -111,7 +116,13 @@ impl ContentStore {
 
     pub fn read(&self, d: &Digest) -> Result<Vec<u8>, ContentError> {
         let p = self.path(d);
-        fs::read(&p).map_err(|e| if e.kind() == io::ErrorKind::NotFound { ContentError::NotFound(d.to_string()) } else { io_err("read", &p)(e) })
+        fs::read(&p).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                ContentError::NotFound(d.to_string())
+            } else {
+                io_err("read", &p)(e)
+            }
+        })
     }
 
     pub fn delete(&self, d: &Digest) -> Result<(), ContentError> {

@@ -57,3 +57,23 @@ fn whiteouts_and_opaque_dirs_hide_lower_layers() {
     assert_eq!(keep.as_deref(), Some("keep"));
     assert!(mounts_under(t.path()).is_empty());
 }
+
+#[test]
+fn oci_archive_imports_and_unpacks() {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let rootfs = t.path().join("rootfs");
+    make_rootfs(&rootfs);
+    let archive = t.path().join("busybox.tar");
+    image::write_oci_archive(&rootfs, "docker.io/library/busybox:imp", &["sh"], &archive);
+    let cs = rindd::content::ContentStore::open(&t.path().join("content")).unwrap();
+    let imgs = rindd::images::archive::import(&cs, fs::File::open(&archive).unwrap()).unwrap();
+    assert_eq!(imgs.len(), 1);
+    assert_eq!(imgs[0].names, vec!["docker.io/library/busybox:imp"]);
+    assert_eq!(imgs[0].layers.len(), 1);
+    let snap = t.path().join("snap");
+    unpack_layer(&cs.path(&imgs[0].layers[0]), &snap).unwrap();
+    let meta = fs::metadata(snap.join("bin/busybox")).unwrap();
+    assert_eq!(meta.len(), fs::metadata("/bin/busybox").unwrap().len());
+    assert_eq!(fs::read_link(snap.join("bin/sh")).unwrap(), std::path::PathBuf::from("busybox"));
+}

@@ -1,3 +1,4 @@
 //! Images: content, layers and their unpacking into snapshots.
 
+pub mod archive;
 pub mod unpack;
