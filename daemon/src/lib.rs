@@ -1,5 +1,6 @@
 //! rindd: the rind daemon. Issue 5 builds it up; so far the image layer
-//! unpacker that snapshots are made of and the content store.
+//! unpacker, the content store and the metadata store.
 
 pub mod content;
 pub mod images;
+pub mod store;
