@@ -3,4 +3,6 @@
 
 pub mod content;
 pub mod images;
+pub mod services;
+pub mod snapshots;
 pub mod store;

@@ -77,3 +77,39 @@ fn oci_archive_imports_and_unpacks() {
     assert_eq!(meta.len(), fs::metadata("/bin/busybox").unwrap().len());
     assert_eq!(fs::read_link(snap.join("bin/sh")).unwrap(), std::path::PathBuf::from("busybox"));
 }
+
+#[test]
+fn load_shares_snapshots_and_a_container_rootfs_mounts() {
+    require_root();
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("lib");
+    let rootfs = t.path().join("rootfs");
+    make_rootfs(&rootfs);
+    let archive = t.path().join("busybox.tar");
+    image::write_oci_archive(&rootfs, "docker.io/library/busybox:load", &["sh"], &archive);
+    let content = rindd::content::ContentStore::open(&root.join("content")).unwrap();
+    let mut store = rindd::store::Store::open(&t.path().join("meta.db")).unwrap();
+    let first = rindd::services::images::load(&root, &content, &mut store, fs::File::open(&archive).unwrap()).unwrap();
+    assert_eq!(first[0].unpacked, 1);
+    let again = rindd::services::images::load(&root, &content, &mut store, fs::File::open(&archive).unwrap()).unwrap();
+    assert_eq!(again[0].unpacked, 0, "the second load shares the snapshot");
+    let img = store.image("docker.io/library/busybox:load").unwrap().expect("image row");
+    let layers: Vec<_> = img.layers.iter().map(|l| rindd::content::Digest::parse(l).unwrap()).collect();
+    let config = rindd::content::Digest::parse(&img.config).unwrap();
+    let diffs = rindd::services::images::diff_ids(&content, &config).unwrap();
+    assert_eq!(diffs.len(), layers.len());
+    let chains = rindd::snapshots::chain_ids(&diffs);
+    let snaps = rindd::snapshots::Snapshots::new(&root);
+    let (upper, work, merged) = (t.path().join("upper"), t.path().join("work"), t.path().join("merged"));
+    for d in [&upper, &work, &merged] {
+        fs::create_dir(d).unwrap();
+    }
+    let opts = snaps.overlay_options(&chains, &upper, &work);
+    assert!(Command::new("mount").args(["-t", "overlay", "overlay", "-o", &opts]).arg(&merged).status().unwrap().success());
+    let ok = merged.join("bin/busybox").is_file();
+    fs::write(merged.join("new-file"), "x").unwrap();
+    let _ = Command::new("umount").arg(&merged).status();
+    assert!(ok);
+    assert!(upper.join("new-file").exists(), "writes land in the container's upper dir");
+    assert!(!snaps.dir(&chains[0]).join("new-file").exists(), "snapshots stay read-only");
+}

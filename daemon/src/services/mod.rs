@@ -1,0 +1,3 @@
+//! Daemon logic with no transport: the API adapters call these.
+
+pub mod images;
