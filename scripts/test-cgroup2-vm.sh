@@ -22,7 +22,7 @@ trap 'rm -rf "$share"' EXIT
 # clone may live: copy the binaries into the share, which it does see, in the
 # layout the tests expect (test binaries in deps/, the others beside it).
 mkdir -p "$share/bin/deps"
-cp target/x86_64-unknown-linux-gnu/debug/rind-runtime target/x86_64-unknown-linux-gnu/debug/containerd-shim-rind-v2 "$share/bin/"
+for b in rind-runtime containerd-shim-rind-v2 rindd rind; do cp "target/x86_64-unknown-linux-gnu/debug/$b" "$share/bin/"; done
 names=""
 for t in $tests; do cp "$t" "$share/bin/deps/"; names="$names $(basename "$t")"; done
 cat > "$share/run.sh" <<SH

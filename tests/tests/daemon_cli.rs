@@ -1,0 +1,94 @@
+//! rindd and rind, black-box: the daemon on a private root, state and
+//! socket; the CLI against it.
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use rind_tests::*;
+
+struct Daemon {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    fn start() -> Daemon {
+        require_root();
+        let dir = tempfile::Builder::new().prefix("rindd").tempdir_in("/run").unwrap();
+        let child = Command::new(workspace_bin("rindd"))
+            .arg("--root")
+            .arg(dir.path().join("lib"))
+            .arg("--state")
+            .arg(dir.path().join("run"))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let d = Daemon { child, dir };
+        wait_until("rindd socket", Duration::from_secs(10), || d.rind(&["version"]).status.success());
+        d
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.dir.path().join("run/rind.sock").display())
+    }
+
+    fn rind(&self, args: &[&str]) -> Output {
+        Command::new(workspace_bin("rind")).arg("-H").arg(self.host()).args(args).output().unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn load_list_and_remove_images() {
+    let d = Daemon::start();
+    let v = stdout(&d.rind(&["version"]));
+    assert!(v.contains("Server: ") && v.contains("API 1"), "{v}");
+    let t = tempfile::tempdir().unwrap();
+    let rootfs = t.path().join("rootfs");
+    make_rootfs(&rootfs);
+    let archive = t.path().join("busybox.tar");
+    image::write_oci_archive(&rootfs, "docker.io/library/busybox:cli", &["sh"], &archive);
+    let out = d.rind(&["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(stdout(&out), "Loaded image: docker.io/library/busybox:cli\n", "{}", stderr(&out));
+    let list = stdout(&d.rind(&["images", "-q"]));
+    assert_eq!(list, "docker.io/library/busybox:cli\n");
+    assert!(d.rind(&["rmi", "docker.io/library/busybox:cli"]).status.success());
+    assert_eq!(stdout(&d.rind(&["images", "-q"])), "");
+    let out = d.rind(&["rmi", "nope:1"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("nope:1"), "{}", stderr(&out));
+}
+
+#[test]
+fn hostile_archive_is_refused_without_writing_outside_the_store() {
+    let d = Daemon::start();
+    let t = tempfile::tempdir().unwrap();
+    let archive = t.path().join("evil.tar");
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(4);
+    h.set_mode(0o644);
+    let evil = "../../../../tmp/rind-evil-file";
+    h.as_old_mut().name[..evil.len()].copy_from_slice(evil.as_bytes());
+    h.set_cksum();
+    b.append(&h, &b"evil"[..]).unwrap();
+    std::fs::write(&archive, b.into_inner().unwrap()).unwrap();
+    let out = d.rind(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("refused"), "{}", stderr(&out));
+    assert!(!std::path::Path::new("/tmp/rind-evil-file").exists());
+}
+
+#[test]
+fn a_clear_message_when_the_daemon_is_not_running() {
+    let out = Command::new(workspace_bin("rind")).args(["-H", "unix:///nonexistent/rind.sock", "images"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("is it running") && err.contains("rindd"), "{err}");
+}
