@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Quick start: install, build, and run a demo busybox container with rind-runtime.
+# Quick start: install, build, start rindd, load a busybox image into it, and
+# run a demo busybox container with rind-runtime.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -34,5 +35,23 @@ cat > "$demo/config.json" <<'JSON'
   }
 }
 JSON
-install -m 0755 "$top/target/x86_64-unknown-linux-gnu/release/rind-runtime" "$top/target/x86_64-unknown-linux-gnu/release/containerd-shim-rind-v2" /usr/local/bin/
+rel="$top/target/x86_64-unknown-linux-gnu/release"
+install -m 0755 "$rel/rind-runtime" "$rel/containerd-shim-rind-v2" "$rel/rindd" "$rel/rind" /usr/local/bin/
+
+# rindd, with a busybox image built here (there is no registry to pull from).
+if ! rind version >/dev/null 2>&1; then
+  nohup rindd >/var/log/rindd.log 2>&1 &
+  for _ in $(seq 50); do rind version >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+img=$(mktemp -d)
+tar -C "$demo/rootfs" -cf "$img/layer.tar" .
+diff_id="sha256:$(sha256sum "$img/layer.tar" | cut -d' ' -f1)"
+printf '{"architecture":"amd64","os":"linux","config":{"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":["%s"]}}' "$diff_id" > "$img/config.json"
+printf '[{"Config":"config.json","RepoTags":["busybox:latest"],"Layers":["layer.tar"]}]' > "$img/manifest.json"
+tar -C "$img" -cf "$img/busybox.tar" manifest.json config.json layer.tar
+rind load -i "$img/busybox.tar"
+rind images
+rm -rf "$img"
+
+# A container, through the OCI runtime directly (rind run comes with issue 5).
 rind-runtime run --bundle "$demo" "demo-$$"
