@@ -113,3 +113,27 @@ fn load_shares_snapshots_and_a_container_rootfs_mounts() {
     assert!(upper.join("new-file").exists(), "writes land in the container's upper dir");
     assert!(!snaps.dir(&chains[0]).join("new-file").exists(), "snapshots stay read-only");
 }
+
+#[test]
+fn generated_spec_runs_with_rind_runtime() {
+    let rt = Runtime::new();
+    let b = Bundle::new(&["true"]);
+    let img: oci_spec::image::ImageConfiguration = serde_json::from_str(
+        r#"{"architecture":"amd64","os":"linux","config":{"Cmd":["sh","-c","echo $GREETING; id -u; cat /proc/self/status | grep CapBnd"],"Env":["GREETING=hi"]},"rootfs":{"type":"layers","diff_ids":[]}}"#,
+    )
+    .unwrap();
+    let opts = rindd::services::spec::RunOptions {
+        user: Some("0".into()),
+        pids_limit: Some(20),
+        hostname: Some("gen".into()),
+        ..Default::default()
+    };
+    let spec = rindd::services::spec::container_spec(&img, &opts).unwrap();
+    spec.save(b.path().join("config.json")).unwrap();
+    let out = rt.cmd().args(["run", "--bundle", b.path().to_str().unwrap(), &unique_id("gen")]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("hi\n0\n"), "{text}");
+    // Docker's default set: 14 capabilities
+    assert!(text.contains("CapBnd:\t00000000a80425fb"), "{text}");
+}

@@ -1,3 +1,4 @@
 //! Daemon logic with no transport: the API adapters call these.
 
 pub mod images;
+pub mod spec;
