@@ -119,7 +119,7 @@ fn generated_spec_runs_with_rind_runtime() {
     let rt = Runtime::new();
     let b = Bundle::new(&["true"]);
     let img: oci_spec::image::ImageConfiguration = serde_json::from_str(
-        r#"{"architecture":"amd64","os":"linux","config":{"Cmd":["sh","-c","echo $GREETING; id -u; cat /proc/self/status | grep CapBnd"],"Env":["GREETING=hi"]},"rootfs":{"type":"layers","diff_ids":[]}}"#,
+        r#"{"architecture":"amd64","os":"linux","config":{"Cmd":["sh","-c","echo $GREETING; id -u; grep -E 'CapBnd|Seccomp:' /proc/self/status"],"Env":["GREETING=hi"]},"rootfs":{"type":"layers","diff_ids":[]}}"#,
     )
     .unwrap();
     let opts = rindd::services::spec::RunOptions {
@@ -136,4 +136,6 @@ fn generated_spec_runs_with_rind_runtime() {
     assert!(text.starts_with("hi\n0\n"), "{text}");
     // Docker's default set: 14 capabilities
     assert!(text.contains("CapBnd:\t00000000a80425fb"), "{text}");
+    // and Docker's seccomp policy, under which the shell still works
+    assert!(text.contains("Seccomp:\t2"), "{text}");
 }

@@ -44,6 +44,8 @@ pub struct RunOptions {
     pub tmpfs: Vec<String>,
     /// "none" or "host"
     pub network: String,
+    /// --security-opt seccomp=unconfined
+    pub seccomp_unconfined: bool,
 }
 
 /// Docker's default capabilities.
@@ -281,11 +283,14 @@ pub fn container_spec(image: &ImageConfiguration, opts: &RunOptions) -> Result<S
     }
     // Privileged containers see everything: no masked or read-only paths.
     let (masked, readonly): (&[&str], &[&str]) = if opts.privileged { (&[], &[]) } else { (MASKED_PATHS, READONLY_PATHS) };
-    let linux = LinuxBuilder::default()
+    let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .resources(resources.build()?)
         .masked_paths(masked.iter().map(|s| s.to_string()).collect::<Vec<_>>())
         .readonly_paths(readonly.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    if !opts.privileged && !opts.seccomp_unconfined {
+        linux = linux.seccomp(super::seccomp::default_profile(&caps));
+    }
     let mut annotations = cfg.labels().clone().unwrap_or_default();
     annotations.extend(opts.labels.clone());
     let mut spec = SpecBuilder::default()
