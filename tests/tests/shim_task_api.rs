@@ -19,6 +19,20 @@ fn start_shim(bundle: &Path, id: &str) -> String {
     start_shim_env(bundle, id, &[])
 }
 
+/// Kills the shim and its container if a test stops half-way.
+struct ShimGuard(String);
+
+impl Drop for ShimGuard {
+    fn drop(&mut self) {
+        for pid in containerd::pids_with_cmdline(&format!("-id {}", self.0)) {
+            // SAFETY: killing the shim this test started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let root = Path::new("/run/rind/runtime/rindtest");
+        let _ = Command::new(workspace_bin("rind-runtime")).arg("--root").arg(root).args(["delete", "--force", &self.0]).output();
+    }
+}
+
 fn start_shim_env(bundle: &Path, id: &str, env: &[(&str, &str)]) -> String {
     let shim = workspace_bin("containerd-shim-rind-v2");
     let path = format!("{}:{}", target_dir().display(), std::env::var("PATH").unwrap_or_default());
@@ -75,6 +89,7 @@ fn exit_status_and_output_survive_a_missing_client() {
     b.write();
     let id = unique_id("direct");
     let log = b.path().join("ctr.log");
+    let _guard = ShimGuard(id.clone());
     let addr = start_shim(b.path(), &id);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
@@ -169,6 +184,7 @@ fn events_in_order_with_oom() {
             ttrpc::asynchronous::Server::new().bind(&format!("unix://{}", events_sock.display())).unwrap().register_service(svc);
         server.start().await.unwrap();
         std::fs::write(b.path().join("log"), "").unwrap();
+        let _guard = ShimGuard(id.clone());
         let addr = start_shim_env(b.path(), &id, &[("TTRPC_ADDRESS", events_sock.to_str().unwrap())]);
         let status = run_task(&addr, &id, b.path(), "", "").await;
         assert_eq!(status, 137, "the OOM killer's SIGKILL");
@@ -198,6 +214,7 @@ fn the_shim_drives_runc_when_configured() {
     b.write();
     let id = unique_id("viarunc");
     let log = b.path().join("out.log");
+    let _guard = ShimGuard(id.clone());
     let addr = start_shim_env(b.path(), &id, &[("RIND_SHIM_RUNTIME", "/usr/sbin/runc")]);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let status = rt.block_on(run_task(&addr, &id, b.path(), &format!("file://{}", log.display()), ""));
@@ -219,6 +236,7 @@ fn binary_logger_gets_stdout_and_stderr() {
     std::fs::write(&logger, "#!/bin/sh\nexec 5>&-\n{ echo \"id=$CONTAINER_ID ns=$CONTAINER_NAMESPACE\"; cat <&3; cat <&4; } > \"$1\"\n")
         .unwrap();
     std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let _guard = ShimGuard(id.clone());
     let addr = start_shim(b.path(), &id);
     let uri = format!("binary://{}?{}", logger.display(), out.display());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
