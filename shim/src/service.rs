@@ -672,11 +672,13 @@ impl Task for TaskService {
 
     async fn start(&self, _ctx: &TtrpcContext, req: StartRequest) -> ttrpc::Result<StartResponse> {
         let pid = self.do_start(&req.exec_id).await?;
-        // The container runs: from here the shim mostly waits.
-        tokio::spawn(async {
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            crate::idle::shed_pages();
-        });
+        if req.exec_id.is_empty() {
+            // The container runs: from here the shim mostly waits.
+            tokio::spawn(async {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                crate::idle::shed_pages();
+            });
+        }
         if req.exec_id.is_empty() {
             let mut ev = TaskStart::new();
             ev.container_id = self.id.clone();

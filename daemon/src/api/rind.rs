@@ -39,7 +39,9 @@ impl Rind for RindApi {
         // Spool the stream to the ingest area first: the archive is read in one pass after.
         let ingest = self.root.join("ingest");
         tokio::fs::create_dir_all(&ingest).await.map_err(|e| Status::internal(format!("create {}: {e}", ingest.display())))?;
-        let spool = ingest.join(format!("load-{}-{:?}", std::process::id(), std::thread::current().id()));
+        // Unique per load: concurrent loads share one runtime thread.
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let spool = ingest.join(format!("load-{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)));
         let mut file = tokio::fs::File::create(&spool).await.map_err(|e| Status::internal(format!("create {}: {e}", spool.display())))?;
         let mut stream = req.into_inner();
         let received = async {

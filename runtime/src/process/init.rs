@@ -10,7 +10,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
@@ -317,8 +317,6 @@ fn setup_console(sock: &UnixStream, process: &Process, is_init: bool) -> Result<
     }
     Ok(())
 }
-
-use std::os::unix::fs::OpenOptionsExt;
 
 fn send_fd(sock: &UnixStream, fd: i32, name: &[u8]) -> Result<(), InitError> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
