@@ -1,9 +1,12 @@
-//! rindd: the rind daemon. Issue 5 builds it up; so far the image layer
-//! unpacker, the content store and the metadata store.
+//! rindd: the rind daemon. Images into a content store and overlay
+//! snapshots, containers through one shim each, all recorded in SQLite.
 
 pub mod api;
+pub mod config;
 pub mod content;
+pub mod events;
 pub mod images;
 pub mod services;
+pub mod shims;
 pub mod snapshots;
 pub mod store;

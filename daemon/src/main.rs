@@ -1,45 +1,84 @@
-//! rindd: the daemon. Wires the stores, services and API together and
-//! serves them on a unix socket.
+//! rindd: the daemon. Wires the stores, services and API together, makes
+//! its state agree with what the shims report, then serves.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use clap::Parser;
 use rind_api::v1::rind_server::RindServer;
+use rindd::config::Config;
+use rindd::services::containers::{Containers, Paths};
+use rindd::shims::ShimBinary;
 
 #[derive(Parser, Debug)]
 #[command(name = "rindd", version, about = "The rind daemon")]
 struct Args {
-    /// Persistent state: metadata, content, snapshots
-    #[arg(long, default_value = "/var/lib/rind")]
-    root: PathBuf,
-    /// Volatile state: bundles, sockets
-    #[arg(long, default_value = "/run/rind")]
-    state: PathBuf,
-    /// The API socket
+    /// Configuration file
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Persistent state: metadata, content, snapshots [default: /var/lib/rind]
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Volatile state: bundles, sockets [default: /run/rind]
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// The API socket [default: <state>/rind.sock]
     #[arg(long)]
     socket: Option<PathBuf>,
+    /// The shim binary [default: containerd-shim-rind-v2 beside rindd, else on PATH]
+    #[arg(long)]
+    shim: Option<PathBuf>,
+    /// The OCI runtime the shims run [default: rind-runtime]
+    #[arg(long)]
+    runtime: Option<String>,
     #[arg(long)]
     debug: bool,
 }
 
+/// A binary beside our own, else the bare name for PATH.
+fn beside_us(name: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join(name)))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let file = Config::load(args.config.as_deref().unwrap_or(Path::new(rindd::config::DEFAULT_PATH)), args.config.is_some())?;
+    let debug = args.debug || file.debug.unwrap_or(false);
     tracing_subscriber::fmt()
-        .with_max_level(if args.debug { tracing::Level::DEBUG } else { tracing::Level::INFO })
+        .with_max_level(if debug { tracing::Level::DEBUG } else { tracing::Level::INFO })
         .with_writer(std::io::stderr)
         .init();
-    let socket = args.socket.clone().unwrap_or_else(|| args.state.join("rind.sock"));
-    for d in [&args.root, &args.state] {
+    let root = args.root.or(file.root).unwrap_or_else(|| "/var/lib/rind".into());
+    let state = args.state.or(file.state).unwrap_or_else(|| "/run/rind".into());
+    let socket = args.socket.or(file.socket).unwrap_or_else(|| state.join("rind.sock"));
+    let shim_path = args.shim.or(file.shim).unwrap_or_else(|| beside_us("containerd-shim-rind-v2"));
+    let runtime = args.runtime.or(file.runtime).or_else(|| {
+        let r = beside_us("rind-runtime");
+        r.is_absolute().then(|| r.display().to_string())
+    });
+    for d in [&root, &state] {
         std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
     }
-    let content = Arc::new(rindd::content::ContentStore::open(&args.root.join("content")).context("content store")?);
-    let store = Arc::new(Mutex::new(rindd::store::Store::open(&args.root.join("meta.db")).context("metadata store")?));
-    let api = rindd::api::rind::RindApi { root: args.root.clone(), content, store };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("tokio runtime")?;
+    let content = Arc::new(rindd::content::ContentStore::open(&root.join("content")).context("content store")?);
+    let store = Arc::new(Mutex::new(rindd::store::Store::open(&root.join("meta.db")).context("metadata store")?));
+    let events_sock = state.join("events.sock");
+    let shim = ShimBinary { path: shim_path, events: events_sock.clone(), runtime };
+    let paths = Paths { root: root.clone(), state: state.clone() };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("tokio runtime")?;
     rt.block_on(async {
+        let (containers, kicks) = Containers::new(paths, store.clone(), content.clone(), shim);
+        // Events first: shims that exited while we were down deliver their TaskExit now.
+        let _events = rindd::events::serve(&events_sock, containers.clone()).await?;
+        let t0 = std::time::Instant::now();
+        containers.recover().await.context("reconcile containers")?;
+        tracing::info!(containers = containers.list().map(|l| l.len()).unwrap_or(0), ms = t0.elapsed().as_millis() as u64, "reconciled");
+        tokio::spawn(containers.clone().reconcile_loop(kicks));
         if let Some(parent) = socket.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
         }
@@ -55,6 +94,8 @@ fn main() -> anyhow::Result<()> {
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
+        let api = rindd::api::rind::RindApi { root: root.clone(), content, store, containers };
+        // Containers keep running: their shims own them, not us.
         tonic::transport::Server::builder()
             .add_service(RindServer::new(api))
             .serve_with_incoming_shutdown(incoming, shutdown)

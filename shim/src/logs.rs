@@ -75,14 +75,17 @@ pub fn parse_target(uri: &str) -> Result<Option<Target>, String> {
     }))
 }
 
-/// Formats complete CRI records out of `buf`, leaving an unfinished line in it.
-pub fn cri_records(stream: &str, buf: &mut Vec<u8>, now: &str, eof: bool) -> Vec<u8> {
+/// Formats complete CRI records out of `buf`, leaving an unfinished line in it
+/// unless `drained`: then it goes out as a partial (P) record, so a prompt
+/// without a newline reaches readers of the log at once.
+pub fn cri_records(stream: &str, buf: &mut Vec<u8>, now: &str, eof: bool, drained: bool) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
         let (tag, take, skip) = match buf.iter().position(|&b| b == b'\n') {
             Some(i) if i <= MAX_LINE => ("F", i, 1),
             _ if buf.len() > MAX_LINE => ("P", MAX_LINE, 0),
             _ if eof && !buf.is_empty() => ("F", buf.len(), 0),
+            _ if drained && !buf.is_empty() => ("P", buf.len(), 0),
             _ => break,
         };
         out.extend_from_slice(format!("{now} {stream} {tag} ").as_bytes());
@@ -157,7 +160,7 @@ pub async fn copy(stream: &'static str, pipe: std::os::fd::OwnedFd, target: Targ
         let eof = n == 0;
         let out = if cri {
             pending.extend_from_slice(&buf[..n]);
-            cri_records(stream, &mut pending, &now(), eof)
+            cri_records(stream, &mut pending, &now(), eof, n < buf.len())
         } else {
             buf[..n].to_vec()
         };
@@ -200,13 +203,17 @@ mod tests {
     #[test]
     fn cri_records_full_partial_and_eof() {
         let mut b = b"one\ntwo\nthr".to_vec();
-        let out = cri_records("stdout", &mut b, "T", false);
+        let out = cri_records("stdout", &mut b, "T", false, false);
         assert_eq!(out, b"T stdout F one\nT stdout F two\n");
         assert_eq!(b, b"thr");
-        let out = cri_records("stdout", &mut b, "T", true);
+        let out = cri_records("stdout", &mut b, "T", true, false);
         assert_eq!(out, b"T stdout F thr\n");
+        let mut prompt = b"line\n/ # ".to_vec();
+        let out = cri_records("stdout", &mut prompt, "T", false, true);
+        assert_eq!(out, b"T stdout F line\nT stdout P / # \n");
+        assert!(prompt.is_empty());
         let mut long = vec![b'x'; MAX_LINE + 10];
-        let out = cri_records("stderr", &mut long, "T", false);
+        let out = cri_records("stderr", &mut long, "T", false, false);
         assert!(out.starts_with(b"T stderr P xxx"));
         assert_eq!(long.len(), 10);
     }

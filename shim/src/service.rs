@@ -94,6 +94,16 @@ struct Proc {
     console: Option<Arc<std::os::fd::OwnedFd>>,
     /// Ends the copy of stdin into the pty (CloseIO).
     stdin_closer: Option<crate::console::StdinCloser>,
+    /// A writer the shim holds on the stdin fifo, so the process sees EOF
+    /// only on CloseIO, not whenever a client (rindd, an attach) goes away.
+    stdin_hold: Option<File>,
+}
+
+/// What starting a process with its stdio leaves to keep.
+struct IoHandles {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    terminal: Option<Terminal>,
+    stdin_hold: Option<File>,
 }
 
 impl Proc {
@@ -110,6 +120,7 @@ impl Proc {
             spec,
             console: None,
             stdin_closer: None,
+            stdin_hold: None,
         }
     }
 }
@@ -243,6 +254,15 @@ fn open_fifo(path: &str, write: bool) -> Result<Option<File>> {
     }
 }
 
+/// A writer on a stdin fifo (opened read-write: it never blocks), or None
+/// when there is no stdin fifo.
+fn hold_fifo(uri: &str) -> Result<Option<File>> {
+    match logs::parse_target(uri).map_err(ShimError::InvalidArgument)? {
+        Some(logs::Target::Fifo(p)) => Ok(Some(OpenOptions::new().read(true).write(true).open(&p).map_err(io_err("open", &p))?)),
+        _ => Ok(None),
+    }
+}
+
 fn clear_nonblock(f: &File) {
     use std::os::fd::AsRawFd;
     // SAFETY: F_GETFL/F_SETFL on an fd we own.
@@ -366,21 +386,15 @@ impl TaskService {
     }
 
     /// Records a pid; an exit that already happened is applied at once.
-    fn set_pid(
-        &self,
-        exec_id: &str,
-        pid: i32,
-        status: PStatus,
-        io_tasks: Vec<tokio::task::JoinHandle<()>>,
-        terminal: Option<Terminal>,
-    ) -> Result<()> {
+    fn set_pid(&self, exec_id: &str, pid: i32, status: PStatus, handles: IoHandles) -> Result<()> {
         let mut t = self.tasks.lock().expect("lock");
         let early = t.unclaimed.remove(&pid);
         let p = t.get(exec_id)?;
         p.pid = pid;
         p.status = status;
-        p.io_tasks = io_tasks;
-        if let Some((master, closer)) = terminal {
+        p.io_tasks = handles.tasks;
+        p.stdin_hold = handles.stdin_hold;
+        if let Some((master, closer)) = handles.terminal {
             p.console = Some(master);
             p.stdin_closer = closer;
         }
@@ -432,9 +446,9 @@ impl TaskService {
                 self.id.clone(),
             ];
             let io = (req.stdin.clone(), req.stdout.clone(), req.stderr.clone());
-            let (io_tasks, console) = self.run_with_io(&runtime, args, &io, req.terminal).await?;
+            let handles = self.run_with_io(&runtime, args, &io, req.terminal).await?;
             let pid = Self::read_pid(&pid_file)?;
-            self.set_pid("", pid, PStatus::Created, io_tasks, console)?;
+            self.set_pid("", pid, PStatus::Created, handles)?;
             self.watch_oom(pid);
             Ok(pid)
         }
@@ -473,18 +487,29 @@ impl TaskService {
         mut args: Vec<String>,
         io: &(String, String, String),
         terminal: bool,
-    ) -> Result<(Vec<tokio::task::JoinHandle<()>>, Option<Terminal>)> {
+    ) -> Result<IoHandles> {
+        let stdin_hold = hold_fifo(&io.0)?;
         if !terminal {
             let (stdio, copies) = setup_stdio(&io.0, &io.1, &io.2, &self.id, &self.namespace)?;
             runtime.run(&args, stdio, None).await?;
-            return Ok((spawn_copies(copies), None));
+            return Ok(IoHandles { tasks: spawn_copies(copies), terminal: None, stdin_hold });
         }
-        let fifo = |uri: &str, write: bool| match logs::parse_target(uri).map_err(ShimError::InvalidArgument)? {
-            None => Ok(None),
-            Some(logs::Target::Fifo(p)) => open_fifo(&p.display().to_string(), write),
-            Some(_) => Err(ShimError::InvalidArgument(format!("{uri}: a terminal's stdio must be fifos"))),
+        let stdin = match logs::parse_target(&io.0).map_err(ShimError::InvalidArgument)? {
+            None => None,
+            Some(logs::Target::Fifo(p)) => open_fifo(&p.display().to_string(), false)?,
+            Some(_) => return Err(ShimError::InvalidArgument(format!("stdin {}: only a fifo can be stdin", io.0))),
         };
-        let (stdin, stdout) = (fifo(&io.0, false)?, fifo(&io.1, true)?);
+        // The pty's output goes to a fifo, or through a pipe into a log file.
+        let (stdout, log_copies) = match logs::parse_target(&io.1).map_err(ShimError::InvalidArgument)? {
+            Some(logs::Target::Fifo(p)) => (open_fifo(&p.display().to_string(), true)?, Vec::new()),
+            Some(logs::Target::Binary { .. }) => {
+                return Err(ShimError::InvalidArgument(format!("{}: a terminal's output goes to a fifo or a file", io.1)))
+            }
+            _ => {
+                let (stdio, copies) = setup_stdio("", &io.1, "", &self.id, &self.namespace)?;
+                (stdio.stdout, copies)
+            }
+        };
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         // A short path: sun_path holds 108 bytes, bundle paths can be longer.
         let path = Path::new(paths::SOCKET_DIR).join(format!("{}-{}.console", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
@@ -507,7 +532,9 @@ impl TaskService {
         let join = tokio::task::spawn_blocking(move || {
             let _ = copy.join();
         });
-        Ok((vec![join], Some((Arc::new(master), closer))))
+        let mut tasks = spawn_copies(log_copies);
+        tasks.push(join);
+        Ok(IoHandles { tasks, terminal: Some((Arc::new(master), closer)), stdin_hold })
     }
 
     fn unmount_rootfs(&self) {
@@ -557,10 +584,10 @@ impl TaskService {
         ];
         let r = self.run_with_io(&runtime, args, &io, terminal).await;
         let _ = std::fs::remove_file(&spec_path);
-        let (io_tasks, console) = r?;
+        let handles = r?;
         let pid = Self::read_pid(&pid_path)?;
         let _ = std::fs::remove_file(&pid_path);
-        self.set_pid(exec_id, pid, PStatus::Running, io_tasks, console)?;
+        self.set_pid(exec_id, pid, PStatus::Running, handles)?;
         Ok(pid)
     }
 
@@ -809,11 +836,12 @@ impl Task for TaskService {
     }
 
     async fn close_io(&self, _ctx: &TtrpcContext, req: CloseIORequest) -> ttrpc::Result<Empty> {
-        // Without a terminal the container holds the stdin fifo itself and sees
-        // EOF when the writer closes; with one, stop copying into the pty.
+        // Drop the writer the shim holds: without a terminal the container then
+        // sees EOF once the clients' writers close; with one, stop the pty copy.
         let mut t = self.tasks.lock().expect("lock");
         let p = t.get(&req.exec_id)?;
         if req.stdin {
+            p.stdin_hold = None;
             if let Some(c) = p.stdin_closer.take() {
                 c.close();
             }

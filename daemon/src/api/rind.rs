@@ -1,18 +1,22 @@
 //! rind.v1.Rind: the CLI's API, a thin adapter over `services/`.
 
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use rind_api::v1::rind_server::Rind;
 use rind_api::v1::*;
-use tokio_stream::StreamExt;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
+use super::stream;
 use crate::content::ContentStore;
+use crate::services::containers::{self, ContainerError, Containers};
 use crate::services::images::{self, ImageError};
 use crate::store::{Store, StoreError};
 
-/// The one mapping from daemon errors to gRPC codes.
+/// The one mapping from image errors to gRPC codes.
 fn status_of(e: ImageError) -> Status {
     match &e {
         ImageError::Archive(_) | ImageError::Unpack(crate::images::unpack::UnpackError::Hostile { .. }) | ImageError::Config { .. } => {
@@ -23,10 +27,79 @@ fn status_of(e: ImageError) -> Status {
     }
 }
 
+/// The one mapping from container errors to gRPC codes.
+pub fn container_status(e: ContainerError) -> Status {
+    match &e {
+        ContainerError::NotFound(_) | ContainerError::NoImage(_) => Status::not_found(e.to_string()),
+        ContainerError::Conflict(_) => Status::failed_precondition(e.to_string()),
+        ContainerError::Invalid(_) | ContainerError::Spec(_) | ContainerError::Restart(_) => Status::invalid_argument(e.to_string()),
+        _ => Status::internal(e.to_string()),
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    Status::internal(e.to_string())
+}
+
+pub type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
 pub struct RindApi {
     pub root: PathBuf,
     pub content: Arc<ContentStore>,
     pub store: Arc<Mutex<Store>>,
+    pub containers: Arc<Containers>,
+}
+
+impl RindApi {
+    fn container_of(&self, row: &crate::store::ContainerRow) -> Container {
+        let cfg: containers::Config = serde_json::from_str(&row.config).unwrap_or_default();
+        let spec: oci_spec::runtime::Spec = serde_json::from_str(&row.spec).unwrap_or_default();
+        let command = spec.process().as_ref().and_then(|p| p.args().clone()).unwrap_or_default().join(" ");
+        Container {
+            id: row.id.clone(),
+            name: row.name.clone(),
+            image: row.image.clone(),
+            command,
+            created: row.created.clone(),
+            state: row.status.clone(),
+            status: containers::status_text(row, SystemTime::now()),
+            exit_code: row.exit_code.unwrap_or(0) as i32,
+            labels: cfg.labels,
+            pid: row.pid as u32,
+        }
+    }
+
+    fn config_of(req: CreateContainerRequest) -> Result<containers::Config, Status> {
+        let stop_timeout = (req.stop_timeout >= 0).then_some(req.stop_timeout);
+        Ok(containers::Config {
+            image: req.image,
+            entrypoint: req.entrypoint_set.then_some(req.entrypoint),
+            cmd: req.cmd,
+            env: req.env,
+            workdir: (!req.workdir.is_empty()).then_some(req.workdir),
+            user: (!req.user.is_empty()).then_some(req.user),
+            hostname: req.hostname,
+            tty: req.tty,
+            open_stdin: req.open_stdin,
+            read_only: req.read_only,
+            privileged: req.privileged,
+            cap_add: req.cap_add,
+            cap_drop: req.cap_drop,
+            memory: (req.memory > 0).then_some(req.memory),
+            cpus: (req.cpus != 0.0).then_some(req.cpus),
+            pids_limit: (req.pids_limit != 0).then_some(req.pids_limit),
+            labels: req.labels.into_iter().collect(),
+            binds: req.binds.into_iter().map(|b| (b.host, b.container, b.read_only)).collect(),
+            tmpfs: req.tmpfs,
+            network: if req.network.is_empty() { "none".into() } else { req.network },
+            security_opt: req.security_opt,
+            restart: if req.restart.is_empty() { "no".into() } else { req.restart },
+            auto_remove: req.auto_remove,
+            stop_signal: req.stop_signal,
+            stop_timeout,
+            ..Default::default()
+        })
+    }
 }
 
 #[tonic::async_trait]
@@ -35,6 +108,26 @@ impl Rind for RindApi {
         Ok(Response::new(VersionResponse { version: env!("CARGO_PKG_VERSION").into(), api_version: rind_api::API_VERSION.into() }))
     }
 
+    async fn info(&self, _req: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+        let rows = self.containers.list().map_err(container_status)?;
+        let count = |s: &str| rows.iter().filter(|r| r.status == s).count() as u32;
+        let images = self.store.lock().expect("store lock").images().map_err(internal)?.len() as u32;
+        let cgroup_version = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() { "2" } else { "1" };
+        let kernel = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
+        Ok(Response::new(InfoResponse {
+            containers: rows.len() as u32,
+            running: count("running"),
+            paused: count("paused"),
+            stopped: rows.len() as u32 - count("running") - count("paused"),
+            images,
+            root: self.containers.paths.root.display().to_string(),
+            state: self.containers.paths.state.display().to_string(),
+            cgroup_version: cgroup_version.into(),
+            kernel,
+            runtime: self.containers.shim.runtime.clone().unwrap_or_else(|| "rind-runtime".into()),
+            storage_driver: "overlayfs".into(),
+        }))
+    }
     async fn load_image(&self, req: Request<Streaming<LoadChunk>>) -> Result<Response<LoadImageResponse>, Status> {
         // Spool the stream to the ingest area first: the archive is read in one pass after.
         let ingest = self.root.join("ingest");
@@ -71,8 +164,18 @@ impl Rind for RindApi {
 
     async fn list_images(&self, _req: Request<ListImagesRequest>) -> Result<Response<ListImagesResponse>, Status> {
         let rows = self.store.lock().expect("store lock").images().map_err(|e| Status::internal(e.to_string()))?;
-        let images =
-            rows.into_iter().map(|r| Image { name: r.name, config_digest: r.config, layers: r.layers, created: r.created }).collect();
+        let size = |layers: &[String]| -> u64 {
+            layers
+                .iter()
+                .filter_map(|l| crate::content::Digest::parse(l).ok())
+                .filter_map(|d| std::fs::metadata(self.content.path(&d)).ok())
+                .map(|m| m.len())
+                .sum()
+        };
+        let images = rows
+            .into_iter()
+            .map(|r| Image { size: size(&r.layers), name: r.name, config_digest: r.config, layers: r.layers, created: r.created })
+            .collect();
         Ok(Response::new(ListImagesResponse { images }))
     }
 
@@ -99,4 +202,172 @@ impl Rind for RindApi {
         let removed = store.delete_image(&req.name).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(RemoveImageResponse { removed }))
     }
+
+    async fn tag_image(&self, req: Request<TagImageRequest>) -> Result<Response<TagImageResponse>, Status> {
+        let req = req.into_inner();
+        let target = if req.target.contains(':') { req.target } else { format!("{}:latest", req.target) };
+        let mut store = self.store.lock().expect("store lock");
+        let src = store
+            .image(&req.source)
+            .map_err(internal)?
+            .or_else(|| store.image(&format!("{}:latest", req.source)).ok().flatten())
+            .ok_or_else(|| Status::not_found(format!("no such image: {}", req.source)))?;
+        store.put_image(&crate::store::ImageRow { name: target, ..src }).map_err(internal)?;
+        Ok(Response::new(TagImageResponse {}))
+    }
+
+    async fn inspect_image(&self, req: Request<InspectImageRequest>) -> Result<Response<InspectResponse>, Status> {
+        let name = req.into_inner().name;
+        let store = self.store.lock().expect("store lock");
+        let row = store
+            .image(&name)
+            .map_err(internal)?
+            .or_else(|| store.image(&format!("{name}:latest")).ok().flatten())
+            .ok_or_else(|| Status::not_found(format!("no such image: {name}")))?;
+        let tags: Vec<String> = store.images().map_err(internal)?.into_iter().filter(|i| i.config == row.config).map(|i| i.name).collect();
+        drop(store);
+        let digest = crate::content::Digest::parse(&row.config).map_err(internal)?;
+        let config: serde_json::Value = serde_json::from_slice(&self.content.read(&digest).map_err(internal)?).map_err(internal)?;
+        let json = serde_json::json!([{
+            "Id": row.config,
+            "RepoTags": tags,
+            "Created": config.get("created").cloned().unwrap_or_default(),
+            "Architecture": config.get("architecture").cloned().unwrap_or_default(),
+            "Os": config.get("os").cloned().unwrap_or_default(),
+            "Config": config.get("config").cloned().unwrap_or_default(),
+            "RootFS": config.get("rootfs").cloned().unwrap_or_default(),
+            "Layers": row.layers,
+        }]);
+        Ok(Response::new(InspectResponse { json: serde_json::to_string_pretty(&json).expect("json") }))
+    }
+
+    async fn create_container(&self, req: Request<CreateContainerRequest>) -> Result<Response<CreateContainerResponse>, Status> {
+        let req = req.into_inner();
+        let name = req.name.clone();
+        let cfg = Self::config_of(req)?;
+        let c = self.containers.clone();
+        let row = tokio::task::spawn_blocking(move || c.create(&name, cfg)).await.map_err(internal)?.map_err(container_status)?;
+        Ok(Response::new(CreateContainerResponse { id: row.id, name: row.name }))
+    }
+
+    async fn start_container(&self, req: Request<ContainerRef>) -> Result<Response<Empty>, Status> {
+        self.containers.start(&req.into_inner().id).await.map_err(container_status)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn stop_container(&self, req: Request<StopContainerRequest>) -> Result<Response<Empty>, Status> {
+        let req = req.into_inner();
+        self.containers.stop(&req.id, Some(req.timeout)).await.map_err(container_status)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn restart_container(&self, req: Request<StopContainerRequest>) -> Result<Response<Empty>, Status> {
+        let req = req.into_inner();
+        self.containers.restart(&req.id, Some(req.timeout)).await.map_err(container_status)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn kill_container(&self, req: Request<KillContainerRequest>) -> Result<Response<Empty>, Status> {
+        let req = req.into_inner();
+        self.containers.kill(&req.id, &req.signal).await.map_err(container_status)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn remove_container(&self, req: Request<RemoveContainerRequest>) -> Result<Response<Empty>, Status> {
+        let req = req.into_inner();
+        self.containers.remove(&req.id, req.force).await.map_err(container_status)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn pause_container(&self, req: Request<ContainerRef>) -> Result<Response<Empty>, Status> {
+        self.containers.pause(&req.into_inner().id, true).await.map_err(container_status)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn unpause_container(&self, req: Request<ContainerRef>) -> Result<Response<Empty>, Status> {
+        self.containers.pause(&req.into_inner().id, false).await.map_err(container_status)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn rename_container(&self, req: Request<RenameContainerRequest>) -> Result<Response<Empty>, Status> {
+        let req = req.into_inner();
+        self.containers.rename(&req.id, &req.name).map_err(container_status)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn prune_containers(&self, _req: Request<PruneContainersRequest>) -> Result<Response<PruneContainersResponse>, Status> {
+        let deleted = self.containers.prune().await.map_err(container_status)?;
+        Ok(Response::new(PruneContainersResponse { deleted }))
+    }
+
+    async fn list_containers(&self, req: Request<ListContainersRequest>) -> Result<Response<ListContainersResponse>, Status> {
+        let all = req.into_inner().all;
+        let rows = self.containers.list().map_err(container_status)?;
+        let containers =
+            rows.iter().filter(|r| all || r.status == "running" || r.status == "paused").map(|r| self.container_of(r)).collect();
+        Ok(Response::new(ListContainersResponse { containers }))
+    }
+
+    async fn inspect_container(&self, req: Request<ContainerRef>) -> Result<Response<InspectResponse>, Status> {
+        let row = self.containers.get(&req.into_inner().id).map_err(container_status)?;
+        let json = super::inspect::container_json(&row, &self.containers.paths);
+        Ok(Response::new(InspectResponse { json: serde_json::to_string_pretty(&json).expect("json") }))
+    }
+
+    async fn wait(&self, req: Request<ContainerRef>) -> Result<Response<WaitResponse>, Status> {
+        let row = self.containers.get(&req.into_inner().id).map_err(container_status)?;
+        let row = self.containers.wait_stopped(&row.id, None).await.map_err(container_status)?;
+        Ok(Response::new(WaitResponse { exit_code: row.exit_code.unwrap_or(-1) as i32, error: row.exit_reason.unwrap_or_default() }))
+    }
+
+    async fn top(&self, req: Request<ContainerRef>) -> Result<Response<TopResponse>, Status> {
+        let (row, shim) = self.containers.shim_for(&req.into_inner().id).map_err(container_status)?;
+        let pids = shim.pids(&row.id).await.map_err(|e| container_status(e.into()))?;
+        let (titles, rows) = crate::services::stats::top_rows(&pids);
+        Ok(Response::new(TopResponse { titles, rows: rows.into_iter().map(|fields| TopRow { fields }).collect() }))
+    }
+
+    type StatsStream = BoxStream<StatsResponse>;
+    async fn stats(&self, req: Request<StatsRequest>) -> Result<Response<Self::StatsStream>, Status> {
+        Ok(Response::new(stream::stats(self.containers.clone(), req.into_inner()).await?))
+    }
+
+    type EventsStream = BoxStream<Event>;
+    async fn events(&self, _req: Request<EventsRequest>) -> Result<Response<Self::EventsStream>, Status> {
+        let rx = self.containers.events.subscribe();
+        let s = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(|e| {
+            let e = e.ok()?;
+            let mut attributes = std::collections::HashMap::new();
+            attributes.insert("name".to_string(), e.name.clone());
+            if let Some(c) = e.exit_code {
+                attributes.insert("exitCode".to_string(), c.to_string());
+            }
+            Some(Ok(Event {
+                time: humantime::format_rfc3339_nanos(e.time).to_string(),
+                id: e.id,
+                name: e.name,
+                action: e.action.to_string(),
+                attributes,
+            }))
+        });
+        Ok(Response::new(Box::pin(s)))
+    }
+
+    type LogsStream = BoxStream<LogChunk>;
+    async fn logs(&self, req: Request<LogsRequest>) -> Result<Response<Self::LogsStream>, Status> {
+        Ok(Response::new(stream::logs(self.containers.clone(), req.into_inner())?))
+    }
+
+    type AttachStream = BoxStream<AttachOut>;
+    async fn attach(&self, req: Request<Streaming<AttachIn>>) -> Result<Response<Self::AttachStream>, Status> {
+        Ok(Response::new(stream::attach(self.containers.clone(), req.into_inner()).await?))
+    }
+
+    type ExecStream = BoxStream<AttachOut>;
+    async fn exec(&self, req: Request<Streaming<AttachIn>>) -> Result<Response<Self::ExecStream>, Status> {
+        Ok(Response::new(stream::exec(self.containers.clone(), req.into_inner()).await?))
+    }
 }
+
+/// How long a follower sleeps between looks at a log when nothing woke it.
+pub const FOLLOW_POLL: Duration = Duration::from_millis(20);

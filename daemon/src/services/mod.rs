@@ -1,5 +1,9 @@
 //! Daemon logic with no transport: the API adapters call these.
 
+pub mod containers;
 pub mod images;
+pub mod logs;
+pub mod restart;
 pub mod seccomp;
 pub mod spec;
+pub mod stats;

@@ -5,8 +5,11 @@
 //!   schema_version(version)                      one row; migrations below, in order
 //!   images(name PK, config, layers JSON, created)
 //!   containers(id PK, name UNIQUE, image, spec JSON, desired, restart_policy,
-//!              bundle, shim_address, created, exit_code, finished_at, exit_reason)
+//!              bundle, shim_address, created, exit_code, finished_at, exit_reason,
+//!              config JSON, status, pid, started_at, restart_count)
 //! ```
+//! `desired` is what the user asked for; `status`, `pid` and the exit columns
+//! cache what the shims last reported (the shims own the truth).
 //! Every change is one transaction.
 
 use std::path::Path;
@@ -33,11 +36,17 @@ pub enum StoreError {
 }
 
 /// The migrations, in order; the schema version is their count.
-const MIGRATIONS: &[&str] =
-    &["CREATE TABLE images (name TEXT PRIMARY KEY, config TEXT NOT NULL, layers TEXT NOT NULL, created TEXT NOT NULL);
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE images (name TEXT PRIMARY KEY, config TEXT NOT NULL, layers TEXT NOT NULL, created TEXT NOT NULL);
      CREATE TABLE containers (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, image TEXT NOT NULL, spec TEXT NOT NULL,
         desired TEXT NOT NULL, restart_policy TEXT NOT NULL, bundle TEXT NOT NULL, shim_address TEXT,
-        created TEXT NOT NULL, exit_code INTEGER, finished_at TEXT, exit_reason TEXT);"];
+        created TEXT NOT NULL, exit_code INTEGER, finished_at TEXT, exit_reason TEXT);",
+    "ALTER TABLE containers ADD COLUMN config TEXT NOT NULL DEFAULT '{}';
+     ALTER TABLE containers ADD COLUMN status TEXT NOT NULL DEFAULT 'created';
+     ALTER TABLE containers ADD COLUMN pid INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE containers ADD COLUMN started_at TEXT;
+     ALTER TABLE containers ADD COLUMN restart_count INTEGER NOT NULL DEFAULT 0;",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageRow {
@@ -62,6 +71,13 @@ pub struct ContainerRow {
     pub exit_code: Option<i64>,
     pub finished_at: Option<String>,
     pub exit_reason: Option<String>,
+    /// The create request as rindd keeps it (JSON of `services::containers::Config`).
+    pub config: String,
+    /// created, running, paused, exited, dead.
+    pub status: String,
+    pub pid: i64,
+    pub started_at: Option<String>,
+    pub restart_count: i64,
 }
 
 pub struct Store {
@@ -137,9 +153,28 @@ impl Store {
             return Err(StoreError::Exists(c.name.clone()));
         }
         tx.execute(
-            "INSERT INTO containers (id, name, image, spec, desired, restart_policy, bundle, shim_address, created, exit_code, finished_at, exit_reason)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![c.id, c.name, c.image, c.spec, c.desired, c.restart_policy, c.bundle, c.shim_address, c.created, c.exit_code, c.finished_at, c.exit_reason],
+            "INSERT INTO containers (id, name, image, spec, desired, restart_policy, bundle, shim_address, created, exit_code, finished_at, exit_reason,
+                config, status, pid, started_at, restart_count)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            params![
+                c.id,
+                c.name,
+                c.image,
+                c.spec,
+                c.desired,
+                c.restart_policy,
+                c.bundle,
+                c.shim_address,
+                c.created,
+                c.exit_code,
+                c.finished_at,
+                c.exit_reason,
+                c.config,
+                c.status,
+                c.pid,
+                c.started_at,
+                c.restart_count
+            ],
         )?;
         tx.commit()?;
         Ok(())
@@ -159,11 +194,17 @@ impl Store {
             exit_code: r.get(9)?,
             finished_at: r.get(10)?,
             exit_reason: r.get(11)?,
+            config: r.get(12)?,
+            status: r.get(13)?,
+            pid: r.get(14)?,
+            started_at: r.get(15)?,
+            restart_count: r.get(16)?,
         })
     }
 
     const COLUMNS: &'static str =
-        "id, name, image, spec, desired, restart_policy, bundle, shim_address, created, exit_code, finished_at, exit_reason";
+        "id, name, image, spec, desired, restart_policy, bundle, shim_address, created, exit_code, finished_at, exit_reason,
+        config, status, pid, started_at, restart_count";
 
     pub fn container(&self, id_or_name: &str) -> Result<Option<ContainerRow>, StoreError> {
         let sql = format!("SELECT {} FROM containers WHERE id = ?1 OR name = ?1", Self::COLUMNS);
@@ -183,9 +224,28 @@ impl Store {
         let sql = format!("SELECT {} FROM containers WHERE id = ?1", Self::COLUMNS);
         let mut c = tx.query_row(&sql, [id], Self::row).optional()?.ok_or_else(|| StoreError::NotFound(id.into()))?;
         f(&mut c);
+        let renamed: bool =
+            tx.query_row("SELECT EXISTS(SELECT 1 FROM containers WHERE name = ?1 AND id != ?2)", params![c.name, c.id], |r| r.get(0))?;
+        if renamed {
+            return Err(StoreError::Exists(c.name.clone()));
+        }
         tx.execute(
-            "UPDATE containers SET name = ?2, desired = ?3, restart_policy = ?4, shim_address = ?5, exit_code = ?6, finished_at = ?7, exit_reason = ?8 WHERE id = ?1",
-            params![c.id, c.name, c.desired, c.restart_policy, c.shim_address, c.exit_code, c.finished_at, c.exit_reason],
+            "UPDATE containers SET name = ?2, desired = ?3, restart_policy = ?4, shim_address = ?5, exit_code = ?6, finished_at = ?7,
+                exit_reason = ?8, status = ?9, pid = ?10, started_at = ?11, restart_count = ?12 WHERE id = ?1",
+            params![
+                c.id,
+                c.name,
+                c.desired,
+                c.restart_policy,
+                c.shim_address,
+                c.exit_code,
+                c.finished_at,
+                c.exit_reason,
+                c.status,
+                c.pid,
+                c.started_at,
+                c.restart_count
+            ],
         )?;
         tx.commit()?;
         Ok(c)
@@ -214,6 +274,11 @@ mod tests {
             exit_code: None,
             finished_at: None,
             exit_reason: None,
+            config: "{}".into(),
+            status: "created".into(),
+            pid: 0,
+            started_at: None,
+            restart_count: 0,
         }
     }
 
@@ -249,6 +314,9 @@ mod tests {
             })
             .unwrap();
         assert_eq!(c.exit_code, Some(3));
+        s.insert_container(&row("c2", "db")).unwrap();
+        assert!(matches!(s.update_container("c2", |c| c.name = "web".into()), Err(StoreError::Exists(_))), "rename to a taken name");
+        assert!(s.delete_container("c2").unwrap());
         assert_eq!(s.container("web").unwrap().unwrap().desired, "stopped");
         assert_eq!(s.containers().unwrap().len(), 1);
         assert!(s.delete_container("c1").unwrap());

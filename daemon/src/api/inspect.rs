@@ -1,0 +1,110 @@
+//! `rind inspect`: a container as Docker's JSON shows it.
+
+use serde_json::{json, Value};
+
+use crate::services::containers::{Config, Paths};
+use crate::store::ContainerRow;
+
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+pub fn container_json(row: &ContainerRow, paths: &Paths) -> Value {
+    let c: Config = serde_json::from_str(&row.config).unwrap_or_default();
+    let spec: oci_spec::runtime::Spec = serde_json::from_str(&row.spec).unwrap_or_default();
+    let process = spec.process().clone().unwrap_or_default();
+    let args = process.args().clone().unwrap_or_default();
+    let policy = c.policy();
+    let status = row.status.as_str();
+    json!([{
+        "Id": row.id,
+        "Name": format!("/{}", row.name),
+        "Created": row.created,
+        "Path": args.first().cloned().unwrap_or_default(),
+        "Args": args.iter().skip(1).collect::<Vec<_>>(),
+        "State": {
+            "Status": status,
+            "Running": status == "running" || status == "paused",
+            "Paused": status == "paused",
+            "Restarting": false,
+            "OOMKilled": false,
+            "Dead": status == "dead",
+            "Pid": row.pid,
+            "ExitCode": row.exit_code.unwrap_or(0),
+            "Error": row.exit_reason.clone().unwrap_or_default(),
+            "StartedAt": row.started_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
+            "FinishedAt": row.finished_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
+        },
+        "Image": c.image_id,
+        "LogPath": paths.log(&row.id),
+        "RestartCount": row.restart_count,
+        "Config": {
+            "Hostname": c.hostname,
+            "User": c.user.clone().unwrap_or_default(),
+            "Tty": c.tty,
+            "OpenStdin": c.open_stdin,
+            "Env": process.env().clone().unwrap_or_default(),
+            "Cmd": c.cmd,
+            "Entrypoint": c.entrypoint,
+            "Image": row.image,
+            "WorkingDir": process.cwd(),
+            "Labels": c.labels,
+            "StopSignal": c.stop_signal,
+            "StopTimeout": c.stop_timeout,
+        },
+        "HostConfig": {
+            "Binds": c.binds.iter().map(|(h, t, ro)| format!("{h}:{t}{}", if *ro { ":ro" } else { "" })).collect::<Vec<_>>(),
+            "NetworkMode": c.network,
+            "RestartPolicy": { "Name": policy.name(), "MaximumRetryCount": policy.max_retries() },
+            "AutoRemove": c.auto_remove,
+            "CapAdd": c.cap_add,
+            "CapDrop": c.cap_drop,
+            "Privileged": c.privileged,
+            "ReadonlyRootfs": c.read_only,
+            "SecurityOpt": c.security_opt,
+            "Tmpfs": c.tmpfs,
+            "Memory": c.memory.unwrap_or(0),
+            "NanoCpus": c.cpus.map(|x| (x * 1e9) as i64).unwrap_or(0),
+            "PidsLimit": c.pids_limit,
+        },
+        "Mounts": c.binds.iter().map(|(h, t, ro)| json!({"Type": "bind", "Source": h, "Destination": t, "RW": !ro})).collect::<Vec<_>>(),
+    }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_shaped_state() {
+        let row = ContainerRow {
+            id: "abc".into(),
+            name: "web".into(),
+            image: "busybox".into(),
+            spec: r#"{"ociVersion":"1.2.0","process":{"cwd":"/","user":{"uid":0,"gid":0},"args":["sh","-c","exit 3"]}}"#.into(),
+            desired: "running".into(),
+            restart_policy: "on-failure:2".into(),
+            bundle: "b".into(),
+            shim_address: None,
+            created: "2026-01-01T00:00:00Z".into(),
+            exit_code: Some(3),
+            finished_at: Some("2026-01-01T00:00:01Z".into()),
+            exit_reason: None,
+            config: r#"{"restart":"on-failure:2","hostname":"h"}"#.into(),
+            status: "exited".into(),
+            pid: 0,
+            started_at: None,
+            restart_count: 1,
+        };
+        let paths = Paths { root: "/var/lib/rind".into(), state: "/run/rind".into() };
+        let v = &container_json(&row, &paths)[0];
+        assert_eq!(v["Name"], "/web");
+        assert_eq!(v["State"]["Status"], "exited");
+        assert_eq!(v["State"]["ExitCode"], 3);
+        assert_eq!(v["State"]["FinishedAt"], "2026-01-01T00:00:01Z");
+        assert_eq!(v["State"]["StartedAt"], ZERO_TIME);
+        assert_eq!(v["Path"], "sh");
+        assert_eq!(v["Args"][1], "exit 3");
+        assert_eq!(v["HostConfig"]["RestartPolicy"]["Name"], "on-failure");
+        assert_eq!(v["HostConfig"]["RestartPolicy"]["MaximumRetryCount"], 2);
+        assert_eq!(v["LogPath"], "/var/lib/rind/containers/abc/abc.log");
+    }
+}
