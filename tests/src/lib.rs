@@ -320,6 +320,7 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
 }
 
 pub mod containerd;
+pub mod daemon;
 pub mod image;
 
 /// Receives one fd sent with SCM_RIGHTS, and the bytes that came with it.

@@ -1,48 +1,10 @@
 //! rindd and rind, black-box: the daemon on a private root, state and
 //! socket; the CLI against it.
 
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
+use rind_tests::daemon::Daemon;
 use rind_tests::*;
-
-struct Daemon {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Daemon {
-    fn start() -> Daemon {
-        require_root();
-        let dir = tempfile::Builder::new().prefix("rindd").tempdir_in("/run").unwrap();
-        let child = Command::new(workspace_bin("rindd"))
-            .arg("--root")
-            .arg(dir.path().join("lib"))
-            .arg("--state")
-            .arg(dir.path().join("run"))
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let d = Daemon { child, dir };
-        wait_until("rindd socket", Duration::from_secs(10), || d.rind(&["version"]).status.success());
-        d
-    }
-
-    fn host(&self) -> String {
-        format!("unix://{}", self.dir.path().join("run/rind.sock").display())
-    }
-
-    fn rind(&self, args: &[&str]) -> Output {
-        Command::new(workspace_bin("rind")).arg("-H").arg(self.host()).args(args).output().unwrap()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn load_list_and_remove_images() {

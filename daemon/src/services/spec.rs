@@ -224,6 +224,9 @@ pub fn container_spec(image: &ImageConfiguration, opts: &RunOptions) -> Result<S
         .bounding(caps.iter().copied().collect::<oci_spec::runtime::Capabilities>())
         .effective(caps.iter().copied().collect::<oci_spec::runtime::Capabilities>())
         .permitted(caps.iter().copied().collect::<oci_spec::runtime::Capabilities>())
+        // The builder's defaults would grant these; Docker leaves them empty (CVE-2022-24769).
+        .inheritable(oci_spec::runtime::Capabilities::new())
+        .ambient(oci_spec::runtime::Capabilities::new())
         .build()?;
     let process = ProcessBuilder::default()
         .terminal(opts.tty)
@@ -328,6 +331,8 @@ mod tests {
         assert_eq!(p.no_new_privileges(), Some(true));
         let caps = p.capabilities().as_ref().unwrap().bounding().as_ref().unwrap();
         assert_eq!(caps.len(), DEFAULT_CAPS.len());
+        let c = p.capabilities().as_ref().unwrap();
+        assert!(c.inheritable().as_ref().unwrap().is_empty() && c.ambient().as_ref().unwrap().is_empty());
         let linux = s.linux().as_ref().unwrap();
         assert!(linux.namespaces().as_ref().unwrap().iter().any(|n| n.typ() == LinuxNamespaceType::Network));
         assert_eq!(linux.masked_paths().as_ref().unwrap().len(), MASKED_PATHS.len());

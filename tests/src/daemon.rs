@@ -1,0 +1,140 @@
+//! A private rindd for a test: its own root, state and socket under /run,
+//! the workspace's shim and runtime, a busybox image; on Drop every
+//! container is removed, the daemon and any shim it left are killed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::{image, make_rootfs, require_root, stderr, stdout, wait_until, workspace_bin};
+
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        require_root();
+        let dir = tempfile::Builder::new().prefix("rindd").tempdir_in("/run").unwrap();
+        let mut d = Daemon { child: None, dir };
+        d.spawn();
+        d
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("lib")
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    /// (Re)starts rindd on the same directories; waits until it answers.
+    pub fn spawn(&mut self) {
+        if !self.dir.path().join("config.toml").exists() {
+            std::fs::write(self.dir.path().join("config.toml"), "debug = false\n").unwrap();
+        }
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("rindd.log")).unwrap();
+        let child = Command::new(workspace_bin("rindd"))
+            .arg("--root")
+            .arg(self.root())
+            .arg("--state")
+            .arg(self.state())
+            .arg("--config")
+            .arg(self.dir.path().join("config.toml"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        wait_until("rindd answers", Duration::from_secs(20), || self.rind(&["version"]).status.success());
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("rindd.log")).unwrap_or_default()
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.state().join("rind.sock").display())
+    }
+
+    pub fn rind(&self, args: &[&str]) -> Output {
+        Command::new(workspace_bin("rind")).arg("-H").arg(self.host()).args(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    pub fn rind_cmd(&self) -> Command {
+        let mut c = Command::new(workspace_bin("rind"));
+        c.arg("-H").arg(self.host());
+        c
+    }
+
+    /// Runs rind and returns its stdout, failing the test if it fails.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.rind(args);
+        assert!(o.status.success(), "rind {args:?} failed ({:?}): {}{}", o.status.code(), stderr(&o), stdout(&o));
+        stdout(&o)
+    }
+
+    /// Loads a busybox image as busybox:latest.
+    pub fn load_busybox(&self) {
+        let t = tempfile::tempdir().unwrap();
+        let rootfs = t.path().join("rootfs");
+        make_rootfs(&rootfs);
+        for d in ["etc", "tmp", "root"] {
+            std::fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n").unwrap();
+        let archive = t.path().join("busybox.tar");
+        image::write_oci_archive(&rootfs, "busybox:latest", &["sh"], &archive);
+        self.ok(&["load", "-i", archive.to_str().unwrap()]);
+    }
+
+    /// Shim processes whose bundle lies under this daemon's state dir.
+    pub fn shim_pids(&self) -> Vec<i32> {
+        let state = self.state();
+        procs_with_cwd_under(&state).into_iter().filter(|(_, comm)| comm.starts_with("containerd-shim")).map(|(p, _)| p).collect()
+    }
+}
+
+/// (pid, comm) of processes whose working directory is under `dir`.
+pub fn procs_with_cwd_under(dir: &Path) -> Vec<(i32, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(cwd) = std::fs::read_link(e.path().join("cwd")) else { continue };
+        if cwd.starts_with(dir) {
+            let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default().trim().to_string();
+            out.push((pid, comm));
+        }
+    }
+    out
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let ids = stdout(&self.rind(&["ps", "-aq"]));
+            for id in ids.split_whitespace() {
+                let _ = self.rind(&["rm", "-f", id]);
+            }
+        }
+        self.kill9();
+        // Whatever is left (a test that failed half-way): kill it.
+        for (pid, _) in procs_with_cwd_under(&self.state()) {
+            // SAFETY: kill(2) on a pid we found; no memory involved.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        for m in crate::mounts_under(self.dir.path()).iter().rev() {
+            let _ = nix::mount::umount2(Path::new(m), nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}

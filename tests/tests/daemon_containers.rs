@@ -1,0 +1,373 @@
+//! Containers through `rind` and a private `rindd`: the docker round trip,
+//! exit codes, every `run` flag seen from inside, an interactive terminal,
+//! restart policies, and that `rm -f` leaves nothing behind.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use rind_tests::daemon::Daemon;
+use rind_tests::*;
+
+fn daemon() -> Daemon {
+    let d = Daemon::start();
+    d.load_busybox();
+    d
+}
+
+fn inspect(d: &Daemon, id: &str, f: &str) -> String {
+    d.ok(&["inspect", "-f", f, id]).trim().to_string()
+}
+
+#[test]
+fn run_exec_logs_stop_rm_round_trip() {
+    let d = daemon();
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rt",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'echo bye; exit 0' TERM; echo hello; while true; do sleep 0.1; done",
+    ]);
+    let id = id.trim();
+    assert_eq!(id.len(), 64, "{id}");
+    wait_until("hello in logs", Duration::from_secs(5), || d.ok(&["logs", "rt"]).contains("hello"));
+    assert_eq!(d.ok(&["logs", "rt"]), "hello\n");
+    assert!(d.ok(&["ps"]).contains("rt"));
+    assert_eq!(d.ok(&["ps", "-q"]).trim(), &id[..12]);
+    assert_eq!(inspect(&d, "rt", "{{.State.Status}} {{.State.Running}}"), "running true");
+    // exec: output, exit code, env, user, workdir.
+    let out = d.rind(&["exec", "-e", "X=1", "-u", "1000", "-w", "/tmp", "rt", "sh", "-c", "echo $X $(id -u) $(pwd); exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "1 1000 /tmp\n");
+    let mut child = d.rind_cmd().args(["exec", "-i", "rt", "cat"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"through stdin\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&out), "through stdin\n");
+    assert!(d.ok(&["top", "rt"]).contains("sleep"));
+    d.ok(&["pause", "rt"]);
+    assert_eq!(inspect(&d, "rt", "{{.State.Status}}"), "paused");
+    assert!(!d.rind(&["exec", "rt", "true"]).status.success(), "exec into a paused container");
+    d.ok(&["unpause", "rt"]);
+    let t0 = Instant::now();
+    d.ok(&["stop", "rt"]);
+    assert!(t0.elapsed() < Duration::from_secs(5), "the trap ends it at once");
+    assert_eq!(inspect(&d, "rt", "{{.State.Status}} {{.State.ExitCode}}"), "exited 0");
+    assert_ne!(inspect(&d, "rt", "{{.State.FinishedAt}}"), "0001-01-01T00:00:00Z");
+    assert_eq!(d.ok(&["logs", "rt"]), "hello\nbye\n");
+    assert_eq!(d.ok(&["logs", "--tail", "1", "rt"]), "bye\n");
+    assert!(d.ok(&["logs", "-t", "rt"]).starts_with("20"), "timestamps");
+    assert_eq!(d.ok(&["wait", "rt"]).trim(), "0");
+    // start again; rm refuses a running container unless forced.
+    d.ok(&["start", "rt"]);
+    let out = d.rind(&["rm", "rt"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    d.ok(&["rename", "rt", "rt2"]);
+    d.ok(&["rm", "-f", "rt2"]);
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    let out = d.rind(&["logs", "rt2"]);
+    assert!(stderr(&out).contains("no such container"), "{}", stderr(&out));
+}
+
+#[test]
+fn run_exit_codes_are_dockers() {
+    let d = daemon();
+    let code = |args: &[&str]| d.rind(args).status.code();
+    assert_eq!(code(&["run", "--rm", "busybox", "sh", "-c", "exit 42"]), Some(42));
+    assert_eq!(code(&["run", "--rm", "busybox", "true"]), Some(0));
+    assert_eq!(code(&["run", "--rm", "busybox", "/no/such/binary"]), Some(127));
+    assert_eq!(code(&["run", "--rm", "busybox", "/etc"]), Some(126));
+    let out = d.rind(&["run", "--rm", "nosuchimage", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("nosuchimage"), "{}", stderr(&out));
+    assert_eq!(code(&["run", "--rm", "--restart", "sometimes", "busybox", "true"]), Some(125));
+    // --rm removed every one of them, even those that never started.
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    let out = d.rind(&["run", "--name", "dup", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = d.rind(&["run", "--name", "dup", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("already in use"), "{}", stderr(&out));
+    let out = d.rind(&["run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2"]);
+    assert_eq!((stdout(&out).as_str(), stderr(&out).as_str()), ("out\n", "err\n"));
+}
+
+#[test]
+fn each_run_flag_is_visible_inside() {
+    let d = daemon();
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(t.path().join("f"), "from host").unwrap();
+    std::fs::write(t.path().join("env"), "# comment\nFROM_FILE=yes\n").unwrap();
+    let vol = format!("{}:/data:ro", t.path().display());
+    let envf = t.path().join("env").display().to_string();
+    let run = |args: &[&str]| -> String {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(args);
+        d.ok(&a)
+    };
+    assert_eq!(run(&["-e", "A=1", "--env-file", &envf, "busybox", "sh", "-c", "echo $A $FROM_FILE"]), "1 yes\n");
+    assert_eq!(run(&["-v", &vol, "busybox", "cat", "/data/f"]), "from host");
+    assert!(!d.rind(&["run", "--rm", "-v", &vol, "busybox", "touch", "/data/x"]).status.success(), "read-only bind");
+    assert!(run(&["--tmpfs", "/scratch", "busybox", "grep", " /scratch ", "/proc/mounts"]).contains("tmpfs"));
+    assert_eq!(run(&["-w", "/tmp", "busybox", "pwd"]), "/tmp\n");
+    assert_eq!(run(&["-u", "1000:1001", "busybox", "id", "-u"]), "1000\n");
+    assert_eq!(run(&["-u", "1000:1001", "busybox", "id", "-g"]), "1001\n");
+    assert_eq!(run(&["--entrypoint", "echo", "busybox", "via", "entrypoint"]), "via entrypoint\n");
+    assert_eq!(
+        run(&["--hostname", "boxy", "busybox", "sh", "-c", "hostname; cat /etc/hostname; grep boxy /etc/hosts | wc -l"]),
+        "boxy\nboxy\n1\n"
+    );
+    assert!(run(&["busybox", "cat", "/etc/resolv.conf"]).len() == std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default().len());
+    assert!(!d.rind(&["run", "--rm", "--read-only", "busybox", "touch", "/x"]).status.success(), "read-only root");
+    assert!(d.rind(&["run", "--rm", "--read-only", "--tmpfs", "/w", "busybox", "touch", "/w/x"]).status.success());
+    let mem = run(&[
+        "--memory",
+        "64m",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]);
+    assert_eq!(mem.trim(), (64 << 20).to_string());
+    let cpu = run(&["--cpus", "0.5", "busybox", "sh", "-c", "cat /sys/fs/cgroup/cpu.max 2>/dev/null || cat /sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null | head -1"]);
+    assert!(cpu.starts_with("50000"), "{cpu}");
+    let pids =
+        run(&["--pids-limit", "17", "busybox", "sh", "-c", "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max"]);
+    assert!(pids.contains("17"), "{pids}");
+    let capeff = |args: &[&str]| -> u64 {
+        let mut a = args.to_vec();
+        a.extend(["busybox", "grep", "CapEff", "/proc/self/status"]);
+        let s = run(&a);
+        u64::from_str_radix(s.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    let default = capeff(&[]);
+    assert_eq!(default.count_ones(), 14, "docker's default set: {default:x}");
+    const NET_ADMIN: u64 = 1 << 12;
+    const CHOWN: u64 = 1 << 0;
+    assert!(capeff(&["--cap-add", "NET_ADMIN"]) & NET_ADMIN != 0);
+    assert!(capeff(&["--cap-drop", "CHOWN"]) & CHOWN == 0);
+    assert!(capeff(&["--cap-drop", "ALL"]) == 0);
+    assert!(capeff(&["--privileged"]).count_ones() > 30);
+    assert!(run(&["busybox", "grep", "Seccomp:", "/proc/self/status"]).contains('2'), "the default seccomp profile");
+    assert!(run(&["--security-opt", "seccomp=unconfined", "busybox", "grep", "Seccomp:", "/proc/self/status"]).contains('0'));
+    assert!(!d.rind(&["run", "--rm", "busybox", "unshare", "-m", "true"]).status.success(), "seccomp/caps refuse unshare");
+    assert_eq!(run(&["--network", "none", "busybox", "ls", "/sys/class/net"]).trim(), "lo");
+    let host_ifaces = std::fs::read_dir("/sys/class/net").unwrap().count();
+    assert_eq!(run(&["--network", "host", "busybox", "ls", "/sys/class/net"]).split_whitespace().count(), host_ifaces);
+    // Flags that show in inspect.
+    d.ok(&[
+        "create",
+        "--name",
+        "cfg",
+        "--restart",
+        "on-failure:3",
+        "--label",
+        "tier=db",
+        "--stop-signal",
+        "USR1",
+        "--stop-timeout",
+        "2",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(inspect(&d, "cfg", "{{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}"), "on-failure:3");
+    assert_eq!(inspect(&d, "cfg", "{{.Config.Labels.tier}} {{.Config.StopSignal}} {{.Config.StopTimeout}}"), "db USR1 2");
+    assert_eq!(d.ok(&["ps", "-a", "--filter", "label=tier=db", "--format", "{{.Names}}"]), "cfg\n");
+    d.ok(&["rm", "cfg"]);
+    // --stop-signal and --stop-timeout act on stop.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "sig",
+        "--stop-signal",
+        "USR1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 12' USR1; while true; do sleep 0.1; done",
+    ]);
+    d.ok(&["stop", "sig"]);
+    assert_eq!(inspect(&d, "sig", "{{.State.ExitCode}}"), "12");
+    d.ok(&["rm", "sig"]);
+    d.ok(&["run", "-d", "--name", "slow", "--stop-timeout", "1", "busybox", "sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"]);
+    let t0 = Instant::now();
+    d.ok(&["stop", "slow"]);
+    assert!(t0.elapsed() < Duration::from_secs(5), "killed after the 1 s stop timeout: {:?}", t0.elapsed());
+    assert_eq!(inspect(&d, "slow", "{{.State.ExitCode}}"), "137");
+    d.ok(&["rm", "slow"]);
+    // -d and --name.
+    let id = d.ok(&["run", "-d", "--name", "named", "busybox", "sleep", "100"]);
+    assert_eq!(inspect(&d, "named", "{{.Id}}"), id.trim());
+    d.ok(&["rm", "-f", "named"]);
+    // --rm: gone after exit.
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+}
+
+fn set_winsize(fd: &OwnedFd, rows: u16, cols: u16) {
+    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ reads the winsize we pass.
+    unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+}
+
+/// Reads the pty master until `want` shows up (or fails after a while).
+fn read_until(master: &mut std::fs::File, seen: &mut String, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 4096];
+    while !seen.contains(want) {
+        assert!(Instant::now() < deadline, "waited for {want:?}; the terminal shows {seen:?}");
+        match master.read(&mut buf) {
+            Ok(0) | Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+}
+
+#[test]
+fn interactive_terminal_session_through_a_pty() {
+    let d = daemon();
+    let pty = nix::pty::openpty(None, None).unwrap();
+    set_winsize(&pty.master, 33, 101);
+    let slave = |fd: &OwnedFd| Stdio::from(fd.try_clone().unwrap());
+    let mut child = d
+        .rind_cmd()
+        .args(["run", "-it", "--name", "tty", "busybox", "sh"])
+        .stdin(slave(&pty.slave))
+        .stdout(slave(&pty.slave))
+        .stderr(slave(&pty.slave))
+        .spawn()
+        .unwrap();
+    drop(pty.slave);
+    let mut master = std::fs::File::from(pty.master.try_clone().unwrap());
+    let mut seen = String::new();
+    read_until(&mut master, &mut seen, "# ");
+    master.write_all(b"stty size; echo $((6*7))x\r").unwrap();
+    read_until(&mut master, &mut seen, "42x");
+    assert!(seen.contains("33 101"), "the window size reached the container: {seen:?}");
+    // A resize reaches it too.
+    set_winsize(&pty.master, 40, 120);
+    // SAFETY: kill(2) sends SIGWINCH to our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGWINCH) };
+    std::thread::sleep(Duration::from_millis(300));
+    master.write_all(b"stty size\r").unwrap();
+    read_until(&mut master, &mut seen, "40 120");
+    // ctrl-p ctrl-q detaches and leaves the container running.
+    master.write_all(b"\x10\x11").unwrap();
+    let status = wait_child(&mut child);
+    assert_eq!(status, Some(0));
+    assert_eq!(inspect(&d, "tty", "{{.State.Status}}"), "running");
+    // attach again, exit with a code: rind exits with it.
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let mut child =
+        d.rind_cmd().args(["attach", "tty"]).stdin(slave(&pty.slave)).stdout(slave(&pty.slave)).stderr(slave(&pty.slave)).spawn().unwrap();
+    drop(pty.slave);
+    let mut master = std::fs::File::from(pty.master);
+    std::thread::sleep(Duration::from_millis(300));
+    master.write_all(b"echo again; exit 5\r").unwrap();
+    let mut seen = String::new();
+    read_until(&mut master, &mut seen, "again");
+    assert_eq!(wait_child(&mut child), Some(5));
+    assert_eq!(inspect(&d, "tty", "{{.State.ExitCode}}"), "5");
+    // The terminal's output is in the log too.
+    assert!(d.ok(&["logs", "tty"]).contains("42x"));
+}
+
+fn wait_child(c: &mut std::process::Child) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(s) = c.try_wait().unwrap() {
+            return s.code();
+        }
+        if Instant::now() > deadline {
+            let _ = c.kill();
+            panic!("rind did not end");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn restart_policies_with_back_off() {
+    let d = daemon();
+    d.ok(&["run", "-d", "--name", "fail", "--restart", "on-failure:2", "busybox", "sh", "-c", "exit 1"]);
+    d.ok(&["run", "-d", "--name", "ok", "--restart", "on-failure", "busybox", "true"]);
+    d.ok(&["run", "-d", "--name", "always", "--restart", "always", "busybox", "sh", "-c", "sleep 0.2; exit 4"]);
+    d.ok(&["run", "-d", "--name", "never", "busybox", "sh", "-c", "exit 1"]);
+    wait_until("on-failure:2 gives up after 2 restarts", Duration::from_secs(10), || {
+        inspect(&d, "fail", "{{.State.Status}} {{.RestartCount}}") == "exited 2"
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(inspect(&d, "fail", "{{.RestartCount}} {{.State.ExitCode}}"), "2 1");
+    assert_eq!(inspect(&d, "ok", "{{.State.Status}} {{.RestartCount}}"), "exited 0");
+    assert_eq!(inspect(&d, "never", "{{.State.Status}} {{.RestartCount}}"), "exited 0");
+    wait_until("always restarts", Duration::from_secs(10), || inspect(&d, "always", "{{.RestartCount}}").parse::<u32>().unwrap() >= 2);
+    // stop wins over always.
+    d.ok(&["stop", "-t", "1", "always"]);
+    let n = inspect(&d, "always", "{{.RestartCount}}");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(inspect(&d, "always", "{{.State.Status}} {{.RestartCount}}"), format!("exited {n}"));
+    // unless-stopped: stopped by the user stays stopped across a daemon restart; always does not.
+    d.ok(&["run", "-d", "--name", "us", "--restart", "unless-stopped", "busybox", "sleep", "100"]);
+    d.ok(&["stop", "-t", "0", "us"]);
+    let mut d = d;
+    d.kill9();
+    d.spawn();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(inspect(&d, "us", "{{.State.Status}}"), "exited");
+    wait_until("always starts with the daemon", Duration::from_secs(5), || inspect(&d, "always", "{{.State.Status}}") == "running");
+}
+
+#[test]
+fn rm_f_of_everything_leaves_nothing() {
+    let d = daemon();
+    for i in 0..4 {
+        let n = format!("c{i}");
+        d.ok(&["run", "-d", "--name", &n, "-i", "-t", "busybox", "sleep", "100"]);
+    }
+    d.ok(&["run", "-d", "--name", "exited", "busybox", "true"]);
+    d.ok(&["pause", "c1"]);
+    let ids: Vec<String> = d.ok(&["ps", "-aq"]).split_whitespace().map(String::from).collect();
+    let full: Vec<String> = ids.iter().map(|i| inspect(&d, i, "{{.Id}}")).collect();
+    let pids: Vec<i32> = ids.iter().map(|i| inspect(&d, i, "{{.State.Pid}}").parse().unwrap()).filter(|p| *p > 0).collect();
+    assert_eq!(pids.len(), 4);
+    assert_eq!(d.shim_pids().len(), 4);
+    let sockets: Vec<String> = full
+        .iter()
+        .filter_map(|id| std::fs::read_to_string(d.state().join("containers").join(id).join("address")).ok())
+        .map(|a| a.trim().trim_start_matches("unix://").to_string())
+        .collect();
+    assert_eq!(sockets.len(), 4);
+    for id in &ids {
+        d.ok(&["rm", "-f", id]);
+    }
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    assert!(mounts_under(d.dir.path()).is_empty(), "mounts left: {:?}", mounts_under(d.dir.path()));
+    assert!(d.shim_pids().is_empty(), "shims left");
+    for p in pids {
+        assert!(!pid_alive(p), "process {p} left");
+    }
+    let listing = |p: std::path::PathBuf| std::fs::read_dir(p).map(|r| r.count()).unwrap_or(0);
+    assert_eq!(listing(d.state().join("containers")), 0, "bundles left");
+    assert_eq!(listing(d.root().join("containers")), 0, "container data left");
+    for id in &full {
+        assert!(!std::path::Path::new("/run/rind/runtime/rind").join(id).exists(), "runtime state left for {id}");
+        let found = std::process::Command::new("find")
+            .args(["/sys/fs/cgroup", "-maxdepth", "4", "-name", &format!("*{}*", &id[..12])])
+            .output()
+            .unwrap();
+        assert_eq!(stdout(&found), "", "cgroups left for {id}");
+    }
+    for s in &sockets {
+        assert!(!std::path::Path::new(s).exists(), "shim socket {s} left");
+    }
+    // No database rows: a fresh daemon on the same root sees nothing.
+    let mut d = d;
+    d.kill9();
+    d.spawn();
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+}
