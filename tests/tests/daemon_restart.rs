@@ -1,0 +1,138 @@
+//! `kill -9 rindd` loses nothing: the shims keep the containers, their logs
+//! and their exit codes; a new rindd reconciles. And a "reboot" (no shims,
+//! an empty state dir) starts cleanly.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rind_tests::daemon::Daemon;
+use rind_tests::*;
+
+fn inspect(d: &Daemon, id: &str, f: &str) -> String {
+    d.ok(&["inspect", "-f", f, id]).trim().to_string()
+}
+
+/// The numbers a printer wrote, in log order.
+fn printed(d: &Daemon, name: &str) -> Vec<u64> {
+    d.ok(&["logs", name]).lines().filter_map(|l| l.strip_prefix('p')).map(|n| n.parse().unwrap()).collect()
+}
+
+#[test]
+fn twenty_containers_survive_kill_9_of_the_daemon() {
+    let mut d = Daemon::start();
+    d.load_busybox();
+    let ctl = tempfile::tempdir().unwrap();
+    let vol = format!("{}:/ctl:ro", ctl.path().display());
+    for i in 0..10 {
+        let n = format!("p{i}");
+        d.ok(&["run", "-d", "--name", &n, "busybox", "sh", "-c", "i=0; while true; do echo p$i; i=$((i+1)); usleep 10000; done"]);
+    }
+    for i in 0..5 {
+        let n = format!("e{i}");
+        let script = format!("while [ ! -f /ctl/go ]; do usleep 10000; done; exit {}", 11 + i);
+        let restart = if i >= 3 { "always" } else { "no" };
+        d.ok(&["run", "-d", "--name", &n, "--restart", restart, "-v", &vol, "busybox", "sh", "-c", &script]);
+    }
+    for i in 0..5 {
+        let n = format!("s{i}");
+        d.ok(&["run", "-d", "--name", &n, "busybox", "sleep", "1000"]);
+    }
+    assert_eq!(d.ok(&["ps", "-q"]).lines().count(), 20);
+    std::thread::sleep(Duration::from_millis(300));
+    let before: Vec<u64> = (0..10).map(|i| *printed(&d, &format!("p{i}")).last().unwrap_or(&0)).collect();
+
+    d.kill9();
+    let down = Instant::now();
+    assert_eq!(d.shim_pids().len(), 20, "every shim outlives the daemon");
+    std::fs::write(ctl.path().join("go"), "").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let downtime = down.elapsed();
+    d.spawn();
+    let up = d.log();
+    assert!(up.contains("reconciled containers=20"), "{up}");
+
+    let states = d.ok(&["ps", "-a", "--format", "{{.Names}} {{.State}} {{.ExitCode}}"]);
+    assert_eq!(states.lines().count(), 20, "{states}");
+    for i in 0..10 {
+        assert!(states.contains(&format!("p{i} running")), "{states}");
+    }
+    for i in 0..5 {
+        assert!(states.contains(&format!("s{i} running")), "{states}");
+    }
+    for i in 0..3 {
+        assert_eq!(inspect(&d, &format!("e{i}"), "{{.State.Status}} {{.State.ExitCode}}"), format!("exited {}", 11 + i));
+        assert_ne!(inspect(&d, &format!("e{i}"), "{{.State.FinishedAt}}"), "0001-01-01T00:00:00Z");
+    }
+    // The exits recorded are the shims' exact codes, not an invented 137.
+    for code in 11..=15 {
+        assert!(d.log().contains(&format!("status={code}")), "exit {code} recorded: {}", d.log());
+    }
+    assert!(!d.log().contains("status=137"));
+    // restart=always containers that exited while rindd was down run again.
+    for i in 3..5 {
+        let n = format!("e{i}");
+        wait_until("always container restarted", Duration::from_secs(10), || inspect(&d, &n, "{{.State.Status}}") == "running");
+        assert!(inspect(&d, &n, "{{.RestartCount}}").parse::<u32>().unwrap() >= 1);
+    }
+    // Every line written during the downtime is in the logs: no gaps.
+    for i in 0..10 {
+        let n = format!("p{i}");
+        let nums = printed(&d, &n);
+        for (k, v) in nums.iter().enumerate() {
+            assert_eq!(*v, k as u64, "{n}: line {k} is p{v}: a line was lost");
+        }
+        let during = nums.last().unwrap() - before[i];
+        assert!(during as u128 >= downtime.as_millis() / 10 / 4, "{n} printed {during} lines in {downtime:?}");
+    }
+    // The survivors answer exec.
+    for n in ["s0", "s4", "p0", "p9"] {
+        assert_eq!(d.ok(&["exec", n, "echo", "alive"]), "alive\n");
+    }
+    // And everything goes cleanly.
+    for id in d.ok(&["ps", "-aq"]).split_whitespace() {
+        d.ok(&["rm", "-f", id]);
+    }
+    assert!(d.shim_pids().is_empty());
+    assert!(mounts_under(d.dir.path()).is_empty(), "{:?}", mounts_under(d.dir.path()));
+}
+
+#[test]
+fn after_a_reboot_everything_is_stopped_and_always_starts_again() {
+    let mut d = Daemon::start();
+    d.load_busybox();
+    d.ok(&["run", "-d", "--name", "keep", "--restart", "always", "busybox", "sleep", "1000"]);
+    d.ok(&["run", "-d", "--name", "once", "busybox", "sleep", "1000"]);
+    d.ok(&["create", "--name", "fresh", "busybox", "true"]);
+    let ids: Vec<String> = ["keep", "once"].iter().map(|n| inspect(&d, n, "{{.Id}}")).collect();
+    let pids: Vec<i32> = ["keep", "once"].iter().map(|n| inspect(&d, n, "{{.State.Pid}}").parse().unwrap()).collect();
+    // The "reboot": the daemon, shims and containers die; /run is emptied.
+    d.kill9();
+    for p in pids.iter().copied().chain(d.shim_pids()) {
+        // SAFETY: kill(2) on pids we own.
+        unsafe { libc::kill(p, libc::SIGKILL) };
+    }
+    wait_until("containers gone", Duration::from_secs(5), || pids.iter().all(|p| !pid_alive(*p)));
+    for id in &ids {
+        let _ = std::process::Command::new(workspace_bin("rind-runtime"))
+            .args(["--root", "/run/rind/runtime/rind", "delete", "--force", id])
+            .output();
+    }
+    for m in mounts_under(&d.state()).iter().rev() {
+        nix::mount::umount2(Path::new(m), nix::mount::MntFlags::MNT_DETACH).unwrap();
+    }
+    std::fs::remove_dir_all(d.state()).unwrap();
+    d.spawn();
+    assert_eq!(inspect(&d, "once", "{{.State.Status}}"), "dead");
+    assert_eq!(inspect(&d, "once", "{{.State.Error}}"), "exit status unknown (shim lost)");
+    assert_eq!(inspect(&d, "fresh", "{{.State.Status}}"), "created");
+    wait_until("always runs again", Duration::from_secs(10), || inspect(&d, "keep", "{{.State.Status}}") == "running");
+    assert_eq!(d.ok(&["exec", "keep", "echo", "up"]), "up\n");
+    // A dead container can start again, and goes cleanly.
+    d.ok(&["start", "once"]);
+    assert_eq!(inspect(&d, "once", "{{.State.Status}}"), "running");
+    for n in ["keep", "once", "fresh"] {
+        d.ok(&["rm", "-f", n]);
+    }
+    assert!(d.shim_pids().is_empty());
+    assert!(mounts_under(d.dir.path()).is_empty());
+}
