@@ -4,7 +4,10 @@
 //!   rind-bench runtime [--runs N] [--full]   rind-runtime vs runc vs crun: `run` of busybox `true`
 //!                                            (--full: with seccomp and hooks)
 //!   rind-bench shim [--containers N] [--runs N]   idle shim RSS/PSS and `ctr run --rm` vs the runc shim
+//!   rind-bench daemon [--containers N] [--runs N] `rind run --rm` vs `ctr run --rm` (runc), reconcile
+//!                                            time of N running containers, idle rindd RSS
 
+mod daemon;
 mod runtime;
 mod shim;
 
@@ -13,12 +16,16 @@ fn main() -> anyhow::Result<()> {
     let runs = args.iter().position(|a| a == "--runs").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(50);
     match args.first().map(String::as_str) {
         Some("runtime") => runtime::bench(runs, args.iter().any(|a| a == "--full")),
+        Some("daemon") => {
+            let n = args.iter().position(|a| a == "--containers").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(100);
+            daemon::bench(n, runs)
+        }
         Some("shim") => {
             let n = args.iter().position(|a| a == "--containers").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(50);
             shim::bench(n, runs)
         }
         _ => {
-            eprintln!("usage: rind-bench runtime [--runs N] [--full] | shim [--containers N] [--runs N]");
+            eprintln!("usage: rind-bench runtime [--runs N] [--full] | shim [--containers N] [--runs N] | daemon [--containers N] [--runs N]");
             std::process::exit(2);
         }
     }

@@ -29,7 +29,8 @@ fn twenty_containers_survive_kill_9_of_the_daemon() {
     }
     for i in 0..5 {
         let n = format!("e{i}");
-        let script = format!("while [ ! -f /ctl/go ]; do usleep 10000; done; exit {}", 11 + i);
+        // Once restarted (the upper dir keeps /ran), an exiter stays up.
+        let script = format!("[ -f /ran ] && exec sleep 1000; while [ ! -f /ctl/go ]; do usleep 10000; done; touch /ran; exit {}", 11 + i);
         let restart = if i >= 3 { "always" } else { "no" };
         d.ok(&["run", "-d", "--name", &n, "--restart", restart, "-v", &vol, "busybox", "sh", "-c", &script]);
     }

@@ -488,13 +488,17 @@ impl Containers {
             stderr: if c.tty { String::new() } else { log },
             ..Default::default()
         };
+        let t0 = std::time::Instant::now();
         let address = self.shim.start(&row.id, &bundle).await?;
+        tracing::debug!(id = %row.id, ms = t0.elapsed().as_secs_f64() * 1000.0, "shim started");
         let started = async {
             let shim = Shim::connect(&address).await?;
             self.shims.lock().expect("shims").insert(row.id.clone(), shim.clone());
             self.db().update_container(&row.id, |r| r.shim_address = Some(address.clone()))?;
             let pid = shim.create(req).await?;
+            tracing::debug!(id = %row.id, ms = t0.elapsed().as_secs_f64() * 1000.0, "task created");
             shim.start(&row.id, "").await?;
+            tracing::debug!(id = %row.id, ms = t0.elapsed().as_secs_f64() * 1000.0, "task started");
             Ok::<u32, ContainerError>(pid)
         }
         .await;
@@ -604,8 +608,10 @@ impl Containers {
             }
         };
         tracing::info!(id, name = %row.name, status, "container exited");
-        self.teardown(id).await;
+        // Waiters learn at once (the log is complete: the shim drains it
+        // before it reports); the loop acts only once the shim is gone.
         self.emit(&row, "die", Some(status as i64));
+        self.teardown(id).await;
         self.kick(id, false);
     }
 
