@@ -25,7 +25,9 @@ fn main() -> anyhow::Result<()> {
             shim::bench(n, runs)
         }
         _ => {
-            eprintln!("usage: rind-bench runtime [--runs N] [--full] | shim [--containers N] [--runs N] | daemon [--containers N] [--runs N]");
+            eprintln!(
+                "usage: rind-bench runtime [--runs N] [--full] | shim [--containers N] [--runs N] | daemon [--containers N] [--runs N]"
+            );
             std::process::exit(2);
         }
     }

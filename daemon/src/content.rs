@@ -125,6 +125,14 @@ impl ContentStore {
         })
     }
 
+    /// Every blob held.
+    pub fn list(&self) -> Vec<Digest> {
+        let dir = self.root.join("blobs/sha256");
+        fs::read_dir(&dir)
+            .map(|r| r.flatten().filter_map(|e| Digest::parse(&format!("sha256:{}", e.file_name().to_string_lossy())).ok()).collect())
+            .unwrap_or_default()
+    }
+
     pub fn delete(&self, d: &Digest) -> Result<(), ContentError> {
         let p = self.path(d);
         match fs::remove_file(&p) {

@@ -54,3 +54,43 @@ fn a_clear_message_when_the_daemon_is_not_running() {
     let err = stderr(&out);
     assert!(err.contains("is it running") && err.contains("rindd"), "{err}");
 }
+
+#[test]
+fn tag_inspect_and_rmi_collects_unused_layers() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let count = |p: std::path::PathBuf| std::fs::read_dir(p).map(|r| r.count()).unwrap_or(0);
+    let blobs = || count(d.root().join("content/blobs/sha256"));
+    let snaps = || count(d.root().join("snapshots"));
+    assert!(blobs() >= 2 && snaps() == 1, "{} blobs, {} snapshots", blobs(), snaps());
+    d.ok(&["tag", "busybox", "mine:1"]);
+    assert_eq!(d.ok(&["images", "-q"]), "busybox:latest\nmine:1\n");
+    let tags = d.ok(&["image", "inspect", "-f", "{{json .RepoTags}}", "mine:1"]);
+    assert_eq!(tags.trim(), r#"["busybox:latest","mine:1"]"#);
+    assert_eq!(d.ok(&["image", "inspect", "-f", "{{json .Config.Cmd}}", "busybox"]).trim(), r#"["sh"]"#);
+    d.ok(&["create", "--name", "user", "mine:1", "true"]);
+    let out = d.rind(&["rmi", "mine:1"]);
+    assert!(!out.status.success() && stderr(&out).contains("user"), "in use: {}", stderr(&out));
+    d.ok(&["rmi", "busybox"]);
+    assert!(blobs() >= 2 && snaps() == 1, "mine:1 still holds the layers");
+    d.ok(&["rmi", "--force", "mine:1"]);
+    assert_eq!(snaps(), 1, "the container still holds its layer");
+    d.ok(&["start", "-a", "user"]);
+    d.ok(&["rm", "user"]);
+    assert_eq!((blobs(), snaps()), (0, 0), "nothing left once nothing uses it");
+    assert_eq!(d.ok(&["images", "-q"]), "");
+}
+
+#[test]
+fn completions_and_man_pages() {
+    let out = Command::new(workspace_bin("rind")).args(["completion", "bash"]).output().unwrap();
+    assert!(out.status.success());
+    let s = stdout(&out);
+    assert!(s.contains("_rind") && s.contains("--restart"), "bash completion names the commands and flags");
+    let t = tempfile::tempdir().unwrap();
+    let out = Command::new(workspace_bin("rind")).args(["man"]).arg(t.path()).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page = std::fs::read_to_string(t.path().join("rind-run.1")).unwrap();
+    assert!(page.contains("restart"), "man page for run");
+    assert!(t.path().join("rind.1").exists());
+}

@@ -117,6 +117,10 @@ fn each_run_flag_is_visible_inside() {
     assert_eq!(run(&["-w", "/tmp", "busybox", "pwd"]), "/tmp\n");
     assert_eq!(run(&["-u", "1000:1001", "busybox", "id", "-u"]), "1000\n");
     assert_eq!(run(&["-u", "1000:1001", "busybox", "id", "-g"]), "1001\n");
+    assert_eq!(run(&["-u", "nobody", "busybox", "sh", "-c", "id -u; id -g"]), "65534\n65534\n", "names from the image's passwd");
+    let out = d.rind(&["run", "--rm", "-u", "ghost", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("unable to find user ghost"), "{}", stderr(&out));
     assert_eq!(run(&["--entrypoint", "echo", "busybox", "via", "entrypoint"]), "via entrypoint\n");
     assert_eq!(
         run(&["--hostname", "boxy", "busybox", "sh", "-c", "hostname; cat /etc/hostname; grep boxy /etc/hosts | wc -l"]),

@@ -180,10 +180,14 @@ impl Rind for RindApi {
     }
 
     async fn remove_image(&self, req: Request<RemoveImageRequest>) -> Result<Response<RemoveImageResponse>, Status> {
-        let req = req.into_inner();
+        let mut req = req.into_inner();
         let mut store = self.store.lock().expect("store lock");
-        if store.image(&req.name).map_err(|e| Status::internal(e.to_string()))?.is_none() {
-            return Err(Status::not_found(format!("image {} not found", req.name)));
+        if store.image(&req.name).map_err(internal)?.is_none() {
+            let latest = format!("{}:latest", req.name);
+            if req.name.contains(':') || store.image(&latest).map_err(internal)?.is_none() {
+                return Err(Status::not_found(format!("image {} not found", req.name)));
+            }
+            req.name = latest;
         }
         let users: Vec<String> = store
             .containers()
@@ -200,6 +204,9 @@ impl Rind for RindApi {
             )));
         }
         let removed = store.delete_image(&req.name).map_err(|e| Status::internal(e.to_string()))?;
+        // What only this image used goes now.
+        let gone = images::collect_garbage(&self.root, &self.content, &store).map_err(status_of)?;
+        tracing::info!(image = %req.name, blobs = gone.blobs, snapshots = gone.snapshots, "image removed");
         Ok(Response::new(RemoveImageResponse { removed }))
     }
 

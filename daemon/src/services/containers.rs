@@ -275,7 +275,9 @@ impl Containers {
 
     // ---- create ----
 
-    fn image_config(&self, image: &str) -> Result<(String, ImageConfiguration, Vec<String>)> {
+    /// The image's stored name ("busybox" is "busybox:latest"), config digest,
+    /// config and snapshot chain.
+    fn image_config(&self, image: &str) -> Result<(String, String, ImageConfiguration, Vec<String>)> {
         let exact = self.db().image(image)?;
         // "busybox" means "busybox:latest", as docker reads it.
         let row = match exact {
@@ -298,7 +300,7 @@ impl Containers {
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| ContainerError::ImageConfig { digest: row.config.clone(), message: e.to_string() })?;
         let chain = chain_ids(&diff_ids).iter().map(|d| d.as_str().to_string()).collect();
-        Ok((row.config, cfg, chain))
+        Ok((row.name, row.config, cfg, chain))
     }
 
     fn run_options(c: &Config) -> Result<RunOptions> {
@@ -335,6 +337,29 @@ impl Containers {
             network: c.network.clone(),
             seccomp_unconfined,
         })
+    }
+
+    /// A file of the image, from its top layer down ("" if absent or deleted).
+    fn image_file(&self, chain: &[String], path: &str) -> String {
+        use std::os::unix::fs::FileTypeExt;
+        let snaps = Snapshots::new(&self.paths.root);
+        for d in chain.iter().rev() {
+            let Ok(d) = Digest::parse(d) else { continue };
+            let p = snaps.dir(&d).join(path.trim_start_matches('/'));
+            match std::fs::symlink_metadata(&p) {
+                // A whiteout: deleted in this layer.
+                Ok(m) if m.file_type().is_char_device() => return String::new(),
+                Ok(m) if m.is_file() => return std::fs::read_to_string(&p).unwrap_or_default(),
+                _ => {}
+            }
+        }
+        String::new()
+    }
+
+    /// "name[:group]" → "uid:gid" through the image's passwd and group files.
+    fn resolve_user(&self, chain: &[String], user: &str) -> Result<String> {
+        super::users::resolve(user, &self.image_file(chain, "etc/passwd"), &self.image_file(chain, "etc/group"))
+            .map_err(|e| ContainerError::Invalid(e.to_string()))
     }
 
     /// /etc/hostname, /etc/hosts and /etc/resolv.conf for the container.
@@ -378,7 +403,8 @@ impl Containers {
         if !c.stop_signal.is_empty() {
             parse_signal(&c.stop_signal)?;
         }
-        let (image_id, image_cfg, chain) = self.image_config(&c.image)?;
+        let (image_name, image_id, image_cfg, chain) = self.image_config(&c.image)?;
+        c.image = image_name;
         for d in &chain {
             let dir = Snapshots::new(&self.paths.root).dir(&Digest::parse(d).map_err(|e| ContainerError::Invalid(e.to_string()))?);
             if !dir.is_dir() {
@@ -396,7 +422,12 @@ impl Containers {
             c.stop_signal = image_cfg.config().as_ref().and_then(|x| x.stop_signal().clone()).unwrap_or_else(|| "SIGTERM".into());
         }
         (c.image_id, c.chain) = (image_id, chain);
-        let mut spec = spec::container_spec(&image_cfg, &Self::run_options(&c)?)?;
+        let mut opts = Self::run_options(&c)?;
+        let user = c.user.clone().or_else(|| image_cfg.config().as_ref().and_then(|x| x.user().clone())).filter(|u| !u.is_empty());
+        if let Some(u) = user {
+            opts.user = Some(self.resolve_user(&c.chain, &u)?);
+        }
+        let mut spec = spec::container_spec(&image_cfg, &opts)?;
         let data = self.paths.data(&id);
         let made = (|| -> Result<ContainerRow> {
             for d in [data.join("upper"), data.join("work")] {
@@ -772,7 +803,9 @@ impl Containers {
         if count == 0 && row.restart_count > 0 {
             let _ = self.db().update_container(&row.id, |r| r.restart_count = 0);
         }
-        let _ = self.db().update_container(&row.id, |r| r.desired = "running".into());
+        if k.daemon_start {
+            let _ = self.db().update_container(&row.id, |r| r.desired = "running".into());
+        }
         let latest = match self.db().container(&row.id) {
             Ok(Some(r)) => r,
             _ => return,
@@ -814,9 +847,17 @@ impl Containers {
         }
     }
 
+    /// Records that the user wants the container stopped. Under its lock: a
+    /// restart the loop is making finishes first, and is then stopped.
+    async fn want_stopped(&self, id: &str) -> Result<ContainerRow> {
+        let lock = self.lock_of(id);
+        let _g = lock.lock().await;
+        Ok(self.db().update_container(id, |r| r.desired = "stopped".into())?)
+    }
+
     pub async fn stop(&self, id: &str, timeout: Option<i64>) -> Result<()> {
         let row = self.get(id)?;
-        let row = self.db().update_container(&row.id, |r| r.desired = "stopped".into())?;
+        let row = self.want_stopped(&row.id).await?;
         if !is_live(&row.status) {
             return Ok(());
         }
@@ -857,7 +898,7 @@ impl Containers {
         let c = Self::config(&row);
         // Like docker: killing with the stop signal or KILL is a stop by the user.
         if sig == libc::SIGKILL as u32 || parse_signal(&c.stop_signal).ok() == Some(sig) {
-            self.db().update_container(&row.id, |r| r.desired = "stopped".into())?;
+            self.want_stopped(&row.id).await?;
         }
         self.shim_of(&row)?.kill(&row.id, "", sig, false).await?;
         self.emit(&row, "kill", None);
@@ -873,7 +914,7 @@ impl Containers {
                     row.name, row.status
                 )));
             }
-            self.db().update_container(&row.id, |r| r.desired = "stopped".into())?;
+            self.want_stopped(&row.id).await?;
             if let Ok(shim) = self.shim_of(&row) {
                 let _ = shim.kill(&row.id, "", libc::SIGKILL as u32, true).await;
                 if row.status == "paused" {
@@ -896,6 +937,14 @@ impl Containers {
         }
         self.db().delete_container(&row.id)?;
         self.locks.lock().expect("locks").remove(&row.id);
+        // Its image may have gone before it (rmi --force): its layers go now.
+        let image_gone = self.db().image(&row.image)?.is_none();
+        if image_gone {
+            let store = self.db();
+            if let Err(e) = super::images::collect_garbage(&self.paths.root, &self.content, &store) {
+                tracing::warn!(id = %row.id, error = %e, "collect image garbage");
+            }
+        }
         self.emit(&row, "destroy", None);
         Ok(())
     }
@@ -967,7 +1016,7 @@ impl Containers {
             proc.set_cwd(PathBuf::from(&p.workdir));
         }
         if !p.user.is_empty() {
-            let (uid, gid) = spec::parse_user(&p.user)?;
+            let (uid, gid) = spec::parse_user(&self.resolve_user(&Self::config(row).chain, &p.user)?)?;
             let mut u = proc.user().clone();
             u.set_uid(uid);
             u.set_gid(gid);

@@ -24,6 +24,13 @@ pub enum ImageError {
     Store(#[from] StoreError),
     #[error("image config {digest}: {reason}")]
     Config { digest: String, reason: String },
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +50,49 @@ pub fn diff_ids(content: &ContentStore, config: &Digest) -> Result<Vec<Digest>, 
         .iter()
         .map(|d| Digest::parse(d).map_err(|e| ImageError::Config { digest: config.to_string(), reason: e.to_string() }))
         .collect()
+}
+
+/// What a garbage collection removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Collected {
+    pub blobs: usize,
+    pub snapshots: usize,
+}
+
+/// Removes the blobs and layer snapshots no image and no container uses.
+/// Runs under the store lock, so no load is half-way meanwhile.
+pub fn collect_garbage(root: &Path, content: &ContentStore, store: &Store) -> Result<Collected, ImageError> {
+    let mut blobs = std::collections::HashSet::new();
+    let mut chains = std::collections::HashSet::new();
+    for img in store.images()? {
+        let config = Digest::parse(&img.config).map_err(|e| ImageError::Config { digest: img.config.clone(), reason: e.to_string() })?;
+        chains.extend(chain_ids(&diff_ids(content, &config)?).into_iter().map(|c| c.hex().to_string()));
+        blobs.insert(config.hex().to_string());
+        blobs.extend(img.layers.iter().map(|l| l.trim_start_matches("sha256:").to_string()));
+    }
+    for c in store.containers()? {
+        // A container keeps its layers even when its image was removed (rmi --force).
+        let cfg: serde_json::Value = serde_json::from_str(&c.config).unwrap_or_default();
+        for ch in cfg["chain"].as_array().into_iter().flatten().filter_map(|v| v.as_str()) {
+            chains.insert(ch.trim_start_matches("sha256:").to_string());
+        }
+    }
+    let mut gone = Collected::default();
+    for d in content.list() {
+        if !blobs.contains(d.hex()) {
+            content.delete(&d)?;
+            gone.blobs += 1;
+        }
+    }
+    let snaps = root.join("snapshots");
+    for e in std::fs::read_dir(&snaps).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if !chains.contains(&name) {
+            std::fs::remove_dir_all(e.path()).map_err(|source| ImageError::Io { op: "remove", path: e.path(), source })?;
+            gone.snapshots += 1;
+        }
+    }
+    Ok(gone)
 }
 
 pub fn load(root: &Path, content: &ContentStore, store: &mut Store, archive_data: impl Read) -> Result<Vec<Loaded>, ImageError> {

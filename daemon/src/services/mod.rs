@@ -7,3 +7,4 @@ pub mod restart;
 pub mod seccomp;
 pub mod spec;
 pub mod stats;
+pub mod users;
