@@ -509,14 +509,15 @@ fn print_containers(list: Vec<Container>, quiet: bool, format: Option<&str>) {
     }
 }
 
-async fn for_each<F, Fut>(names: &[String], mut f: F) -> anyhow::Result<i32>
+/// Runs one call per container, printing each name done, as docker does.
+async fn each<F, Fut>(c: &RindClient<Channel>, names: &[String], mut f: F) -> anyhow::Result<i32>
 where
-    F: FnMut(String) -> Fut,
+    F: FnMut(RindClient<Channel>, String) -> Fut,
     Fut: std::future::Future<Output = Result<(), tonic::Status>>,
 {
     let mut failed = false;
     for n in names {
-        match f(n.clone()).await {
+        match f(c.clone(), n.clone()).await {
             Ok(()) => println!("{n}"),
             Err(e) => {
                 eprintln!("rind: {}", e.message());
@@ -642,62 +643,38 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                     attach::Ended::Detached => 0,
                 });
             }
-            let cl = c.clone();
-            return for_each(&containers, |id| {
-                let mut cl = cl.clone();
-                async move { cl.start_container(ContainerRef { id }).await.map(|_| ()) }
-            })
-            .await;
+            return each(&c, &containers, |mut cl, id| async move { cl.start_container(ContainerRef { id }).await.map(|_| ()) }).await;
         }
-        Cmd::Stop { time, containers } | Cmd::Restart { time, containers } if matches!(cli.command, Cmd::Stop { .. }) => {
-            let cl = c.clone();
-            return for_each(&containers, |id| {
-                let mut cl = cl.clone();
-                async move { cl.stop_container(StopContainerRequest { id, timeout: time.unwrap_or(-1) }).await.map(|_| ()) }
+        Cmd::Stop { time, containers } => {
+            return each(&c, &containers, |mut cl, id| async move {
+                cl.stop_container(StopContainerRequest { id, timeout: time.unwrap_or(-1) }).await.map(|_| ())
             })
             .await;
         }
         Cmd::Restart { time, containers } => {
-            let cl = c.clone();
-            return for_each(&containers, |id| {
-                let mut cl = cl.clone();
-                async move { cl.restart_container(StopContainerRequest { id, timeout: time.unwrap_or(-1) }).await.map(|_| ()) }
+            return each(&c, &containers, |mut cl, id| async move {
+                cl.restart_container(StopContainerRequest { id, timeout: time.unwrap_or(-1) }).await.map(|_| ())
             })
             .await;
         }
-        Cmd::Stop { .. } => unreachable!("matched above"),
         Cmd::Kill { signal, containers } => {
-            let cl = c.clone();
-            return for_each(&containers, |id| {
-                let mut cl = cl.clone();
+            return each(&c, &containers, |mut cl, id| {
                 let signal = signal.clone();
                 async move { cl.kill_container(KillContainerRequest { id, signal }).await.map(|_| ()) }
             })
             .await;
         }
         Cmd::Rm { force, containers } => {
-            let cl = c.clone();
-            return for_each(&containers, |id| {
-                let mut cl = cl.clone();
-                async move { cl.remove_container(RemoveContainerRequest { id, force }).await.map(|_| ()) }
+            return each(&c, &containers, |mut cl, id| async move {
+                cl.remove_container(RemoveContainerRequest { id, force }).await.map(|_| ())
             })
             .await;
         }
         Cmd::Pause { containers } => {
-            let cl = c.clone();
-            return for_each(&containers, |id| {
-                let mut cl = cl.clone();
-                async move { cl.pause_container(ContainerRef { id }).await.map(|_| ()) }
-            })
-            .await;
+            return each(&c, &containers, |mut cl, id| async move { cl.pause_container(ContainerRef { id }).await.map(|_| ()) }).await;
         }
         Cmd::Unpause { containers } => {
-            let cl = c.clone();
-            return for_each(&containers, |id| {
-                let mut cl = cl.clone();
-                async move { cl.unpause_container(ContainerRef { id }).await.map(|_| ()) }
-            })
-            .await;
+            return each(&c, &containers, |mut cl, id| async move { cl.unpause_container(ContainerRef { id }).await.map(|_| ()) }).await;
         }
         Cmd::Ps { all, quiet, filter, format } => {
             let list = c.list_containers(ListContainersRequest { all }).await.map_err(status)?.into_inner().containers;

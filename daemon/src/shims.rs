@@ -11,8 +11,9 @@ use containerd_shim_protos::shim_async::{Client, TaskClient};
 
 /// The containerd namespace rindd's containers live in.
 pub const NAMESPACE: &str = "rind";
-/// How long a call to a shim may take before rindd gives up on it.
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a call to a shim may take before rindd gives up on it: long,
+/// since Create and Delete run the runtime, which a loaded machine slows.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShimError {

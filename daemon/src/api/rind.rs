@@ -64,23 +64,21 @@ impl RindApi {
             state: row.status.clone(),
             status: containers::status_text(row, SystemTime::now()),
             exit_code: row.exit_code.unwrap_or(0) as i32,
-            labels: cfg.labels,
+            labels: cfg.run.labels,
             pid: row.pid as u32,
         }
     }
 
     fn config_of(req: CreateContainerRequest) -> Result<containers::Config, Status> {
         let stop_timeout = (req.stop_timeout >= 0).then_some(req.stop_timeout);
-        Ok(containers::Config {
-            image: req.image,
+        let run = crate::services::spec::RunOptions {
             entrypoint: req.entrypoint_set.then_some(req.entrypoint),
             cmd: req.cmd,
             env: req.env,
             workdir: (!req.workdir.is_empty()).then_some(req.workdir),
             user: (!req.user.is_empty()).then_some(req.user),
-            hostname: req.hostname,
+            hostname: (!req.hostname.is_empty()).then_some(req.hostname),
             tty: req.tty,
-            open_stdin: req.open_stdin,
             read_only: req.read_only,
             privileged: req.privileged,
             cap_add: req.cap_add,
@@ -92,6 +90,12 @@ impl RindApi {
             binds: req.binds.into_iter().map(|b| (b.host, b.container, b.read_only)).collect(),
             tmpfs: req.tmpfs,
             network: if req.network.is_empty() { "none".into() } else { req.network },
+            seccomp_unconfined: false,
+        };
+        Ok(containers::Config {
+            image: req.image,
+            run,
+            open_stdin: req.open_stdin,
             security_opt: req.security_opt,
             restart: if req.restart.is_empty() { "no".into() } else { req.restart },
             auto_remove: req.auto_remove,

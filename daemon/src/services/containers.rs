@@ -70,25 +70,10 @@ pub struct Config {
     pub image_id: String,
     /// Snapshot chain ids, bottom layer first.
     pub chain: Vec<String>,
-    pub entrypoint: Option<Vec<String>>,
-    pub cmd: Vec<String>,
-    pub env: Vec<String>,
-    pub workdir: Option<String>,
-    pub user: Option<String>,
-    pub hostname: String,
-    pub tty: bool,
+    /// What shapes the OCI spec.
+    #[serde(flatten)]
+    pub run: RunOptions,
     pub open_stdin: bool,
-    pub read_only: bool,
-    pub privileged: bool,
-    pub cap_add: Vec<String>,
-    pub cap_drop: Vec<String>,
-    pub memory: Option<i64>,
-    pub cpus: Option<f64>,
-    pub pids_limit: Option<i64>,
-    pub labels: HashMap<String, String>,
-    pub binds: Vec<(String, String, bool)>,
-    pub tmpfs: Vec<String>,
-    pub network: String,
     pub security_opt: Vec<String>,
     pub restart: String,
     pub auto_remove: bool,
@@ -303,11 +288,11 @@ impl Containers {
         Ok((row.name, row.config, cfg, chain))
     }
 
-    fn run_options(c: &Config) -> Result<RunOptions> {
-        let mut seccomp_unconfined = false;
+    /// --security-opt: what rind knows of it.
+    fn security_opts(c: &mut Config) -> Result<()> {
         for o in &c.security_opt {
             match o.as_str() {
-                "seccomp=unconfined" | "seccomp:unconfined" => seccomp_unconfined = true,
+                "seccomp=unconfined" | "seccomp:unconfined" => c.run.seccomp_unconfined = true,
                 "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true" => {}
                 other => {
                     return Err(ContainerError::Invalid(format!(
@@ -316,27 +301,7 @@ impl Containers {
                 }
             }
         }
-        Ok(RunOptions {
-            entrypoint: c.entrypoint.clone(),
-            cmd: c.cmd.clone(),
-            env: c.env.clone(),
-            workdir: c.workdir.clone(),
-            user: c.user.clone(),
-            hostname: Some(c.hostname.clone()),
-            tty: c.tty,
-            read_only: c.read_only,
-            privileged: c.privileged,
-            cap_add: c.cap_add.clone(),
-            cap_drop: c.cap_drop.clone(),
-            memory: c.memory,
-            cpus: c.cpus,
-            pids_limit: c.pids_limit,
-            labels: c.labels.clone(),
-            binds: c.binds.clone(),
-            tmpfs: c.tmpfs.clone(),
-            network: c.network.clone(),
-            seccomp_unconfined,
-        })
+        Ok(())
     }
 
     /// A file of the image, from its top layer down ("" if absent or deleted).
@@ -364,13 +329,14 @@ impl Containers {
 
     /// /etc/hostname, /etc/hosts and /etc/resolv.conf for the container.
     fn write_etc(&self, dir: &Path, c: &Config) -> Result<Vec<oci_spec::runtime::Mount>> {
-        let hosts = if c.network == "host" {
+        let hostname = c.run.hostname.clone().unwrap_or_default();
+        let hosts = if c.run.network == "host" {
             std::fs::read_to_string("/etc/hosts").unwrap_or_default()
         } else {
-            format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t{}\n", c.hostname)
+            format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t{hostname}\n")
         };
         let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let files = [("hostname", format!("{}\n", c.hostname)), ("hosts", hosts), ("resolv.conf", resolv)];
+        let files = [("hostname", format!("{hostname}\n")), ("hosts", hosts), ("resolv.conf", resolv)];
         let mut mounts = Vec::new();
         for (name, data) in files {
             let p = dir.join(name);
@@ -379,7 +345,7 @@ impl Containers {
                 .destination(format!("/etc/{name}"))
                 .typ("bind")
                 .source(&p)
-                .options(vec!["rbind".to_string(), "rprivate".to_string(), if c.read_only { "ro" } else { "rw" }.to_string()])
+                .options(vec!["rbind".to_string(), "rprivate".to_string(), if c.run.read_only { "ro" } else { "rw" }.to_string()])
                 .build()
                 .map_err(SpecError::from)?;
             mounts.push(m);
@@ -415,15 +381,16 @@ impl Containers {
             }
         }
         let id = random_hex(32);
-        if c.hostname.is_empty() {
-            c.hostname = id[..12].to_string();
+        if c.run.hostname.as_deref().unwrap_or("").is_empty() {
+            c.run.hostname = Some(id[..12].to_string());
         }
         if c.stop_signal.is_empty() {
             c.stop_signal = image_cfg.config().as_ref().and_then(|x| x.stop_signal().clone()).unwrap_or_else(|| "SIGTERM".into());
         }
         (c.image_id, c.chain) = (image_id, chain);
-        let mut opts = Self::run_options(&c)?;
-        let user = c.user.clone().or_else(|| image_cfg.config().as_ref().and_then(|x| x.user().clone())).filter(|u| !u.is_empty());
+        Self::security_opts(&mut c)?;
+        let mut opts = c.run.clone();
+        let user = c.run.user.clone().or_else(|| image_cfg.config().as_ref().and_then(|x| x.user().clone())).filter(|u| !u.is_empty());
         if let Some(u) = user {
             opts.user = Some(self.resolve_user(&c.chain, &u)?);
         }
@@ -513,10 +480,10 @@ impl Containers {
                 options: options.split(',').map(String::from).collect(),
                 ..Default::default()
             }],
-            terminal: c.tty,
+            terminal: c.run.tty,
             stdin,
             stdout: log.clone(),
-            stderr: if c.tty { String::new() } else { log },
+            stderr: if c.run.tty { String::new() } else { log },
             ..Default::default()
         };
         let t0 = std::time::Instant::now();

@@ -19,8 +19,9 @@ pub enum SpecError {
     Build(#[from] oci_spec::OciSpecError),
 }
 
-/// What `rind run`/`create` may set.
-#[derive(Debug, Clone, Default)]
+/// What `rind run`/`create` may set (kept with the container, as JSON).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RunOptions {
     pub entrypoint: Option<Vec<String>>,
     pub cmd: Vec<String>,
