@@ -375,3 +375,43 @@ fn rm_f_of_everything_leaves_nothing() {
     d.spawn();
     assert_eq!(d.ok(&["ps", "-aq"]), "");
 }
+
+#[test]
+fn events_stats_kill_restart_follow_prune_info() {
+    let d = daemon();
+    let mut events = d.rind_cmd().arg("events").stdout(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    d.ok(&["run", "-d", "--name", "svc", "busybox", "sh", "-c", "trap 'echo got HUP' HUP; while true; do sleep 0.1; done"]);
+    let stats = d.ok(&["stats", "--no-stream", "svc"]);
+    assert!(stats.contains("svc") && stats.contains("MEM USAGE"), "{stats}");
+    d.ok(&["kill", "-s", "HUP", "svc"]);
+    wait_until("HUP handled", Duration::from_secs(5), || d.ok(&["logs", "svc"]).contains("got HUP"));
+    assert_eq!(inspect(&d, "svc", "{{.State.Status}}"), "running", "HUP is not a stop");
+    let pid = inspect(&d, "svc", "{{.State.Pid}}");
+    d.ok(&["restart", "-t", "0", "svc"]);
+    assert_eq!(inspect(&d, "svc", "{{.State.Status}}"), "running");
+    assert_ne!(inspect(&d, "svc", "{{.State.Pid}}"), pid, "a new process");
+    // exec -d runs in the background; exec -t gets a terminal.
+    d.ok(&["exec", "-d", "svc", "sh", "-c", "echo detached > /tmp/d"]);
+    wait_until("detached exec ran", Duration::from_secs(5), || d.ok(&["exec", "svc", "cat", "/tmp/d"]) == "detached\n");
+    assert_eq!(d.ok(&["exec", "-t", "svc", "sh", "-c", "[ -t 1 ] && echo tty"]).trim(), "tty");
+    // logs -f follows until the container stops.
+    d.ok(&["run", "-d", "--name", "short", "busybox", "sh", "-c", "for i in 1 2 3; do echo n$i; sleep 0.2; done"]);
+    let out = d.ok(&["logs", "-f", "short"]);
+    assert_eq!(out, "n1\nn2\nn3\n");
+    let info = d.ok(&["info"]);
+    assert!(info.contains("Containers: 2") && info.contains("Running: 1") && info.contains("Storage Driver: overlayfs"), "{info}");
+    d.ok(&["kill", "svc"]);
+    assert_eq!(d.ok(&["wait", "svc"]).trim(), "137");
+    let pruned = d.ok(&["container", "prune", "-f"]);
+    assert_eq!(pruned.lines().count(), 3, "{pruned}");
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    std::thread::sleep(Duration::from_millis(200));
+    events.kill().unwrap();
+    let out = events.wait_with_output().unwrap();
+    let ev = stdout(&out);
+    for action in ["create", "start", "kill", "die", "stop", "destroy"] {
+        assert!(ev.contains(&format!("container {action} ")), "no {action} event in {ev}");
+    }
+    assert!(ev.contains("exitCode=137"), "{ev}");
+}

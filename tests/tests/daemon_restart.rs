@@ -137,3 +137,22 @@ fn after_a_reboot_everything_is_stopped_and_always_starts_again() {
     assert!(d.shim_pids().is_empty());
     assert!(mounts_under(d.dir.path()).is_empty());
 }
+
+#[test]
+fn sigterm_stops_the_daemon_and_leaves_containers_running() {
+    let mut d = Daemon::start();
+    d.load_busybox();
+    d.ok(&["run", "-d", "--name", "stay", "busybox", "sleep", "1000"]);
+    let pid: i32 = inspect(&d, "stay", "{{.State.Pid}}").parse().unwrap();
+    let mut child = d.child.take().unwrap();
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let t0 = Instant::now();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "rindd exits cleanly on SIGTERM: {status:?}");
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    assert!(pid_alive(pid), "the container outlives the daemon");
+    assert_eq!(d.shim_pids().len(), 1);
+    d.spawn();
+    assert_eq!(inspect(&d, "stay", "{{.State.Status}} {{.State.Pid}}"), format!("running {pid}"));
+}
