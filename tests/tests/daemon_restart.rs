@@ -156,3 +156,26 @@ fn sigterm_stops_the_daemon_and_leaves_containers_running() {
     d.spawn();
     assert_eq!(inspect(&d, "stay", "{{.State.Status}} {{.State.Pid}}"), format!("running {pid}"));
 }
+
+#[test]
+fn a_lost_shim_is_reported_and_its_container_cleaned() {
+    let mut d = Daemon::start();
+    d.load_busybox();
+    d.ok(&["run", "-d", "--name", "orphan", "busybox", "sleep", "1000"]);
+    let pid: i32 = inspect(&d, "orphan", "{{.State.Pid}}").parse().unwrap();
+    d.kill9();
+    for s in d.shim_pids() {
+        // SAFETY: kill(2) on the shim we started.
+        unsafe { libc::kill(s, libc::SIGKILL) };
+    }
+    wait_until("shim gone", Duration::from_secs(5), || d.shim_pids().is_empty());
+    assert!(pid_alive(pid), "the container itself is still there");
+    d.spawn();
+    assert_eq!(inspect(&d, "orphan", "{{.State.Status}} {{.State.ExitCode}}"), "dead -1");
+    assert_eq!(inspect(&d, "orphan", "{{.State.Error}}"), "exit status unknown (shim lost)");
+    assert!(!d.ok(&["ps", "-a"]).contains("137"), "never an invented 137");
+    wait_until("container killed", Duration::from_secs(5), || !pid_alive(pid));
+    assert!(mounts_under(&d.state()).is_empty(), "{:?}", mounts_under(&d.state()));
+    assert!(!d.state().join("containers").join(inspect(&d, "orphan", "{{.Id}}")).exists(), "bundle cleaned");
+    d.ok(&["rm", "orphan"]);
+}

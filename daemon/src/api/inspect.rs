@@ -28,7 +28,8 @@ pub fn container_json(row: &ContainerRow, paths: &Paths) -> Value {
             "OOMKilled": false,
             "Dead": status == "dead",
             "Pid": row.pid,
-            "ExitCode": row.exit_code.unwrap_or(0),
+            // Unknown (a lost shim) is -1, never a made-up code; Error says why.
+            "ExitCode": row.exit_code.unwrap_or(if status == "dead" { -1 } else { 0 }),
             "Error": row.exit_reason.clone().unwrap_or_default(),
             "StartedAt": row.started_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
             "FinishedAt": row.finished_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
