@@ -189,8 +189,9 @@ fn serve(args: &args::Args) -> anyhow::Result<()> {
         let mut server = server.register_service(task);
         server.start().await.context("start ttrpc server")?;
         shutdown.notified().await;
-        // Let the Shutdown reply go out before we stop.
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        // Let the Shutdown reply go out before we stop (a client that misses
+        // it sees the connection close, which means the same).
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         let _ = server.shutdown().await;
         anyhow::Ok(())
     })?;

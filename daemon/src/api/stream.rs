@@ -101,11 +101,14 @@ pub async fn attach(containers: Arc<Containers>, mut input: Streaming<AttachIn>)
     let id = row.id.clone();
     let was_live = matches!(row.status.as_str(), "running" | "paused");
     let started_at = row.started_at.clone();
+    // Like docker run --rm: the exit is told once the container is gone.
+    let auto_remove = serde_json::from_str::<crate::services::containers::Config>(&row.config).map(|c| c.auto_remove).unwrap_or(false);
     tokio::spawn(async move {
         if !send_out(&tx, Out::Attached(Empty {})).await {
             return;
         }
         let mut exit: Option<WaitResponse> = None;
+        let mut removal: Option<Instant> = None;
         let mut polls = 0u32;
         loop {
             for r in follower.read().unwrap_or_default() {
@@ -113,15 +116,20 @@ pub async fn attach(containers: Arc<Containers>, mut input: Streaming<AttachIn>)
                     return;
                 }
             }
-            if let Some(e) = exit.take() {
-                send_out(&tx, Out::Exit(e)).await;
+            if removal.is_some_and(|t| t.elapsed() > Duration::from_secs(10)) {
+                removal = None;
+            }
+            if exit.is_some() && removal.is_none() {
+                send_out(&tx, Out::Exit(exit.take().expect("checked"))).await;
                 return;
             }
             tokio::select! {
                 ev = events.recv() => match ev {
                     Ok(ev) if ev.id == id && ev.action == "die" => {
                         exit = Some(WaitResponse { exit_code: ev.exit_code.unwrap_or(-1) as i32, error: String::new() });
+                        removal = auto_remove.then(Instant::now);
                     }
+                    Ok(ev) if ev.id == id && ev.action == "destroy" => removal = None,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                     _ => {}
                 },
@@ -134,7 +142,10 @@ pub async fn attach(containers: Arc<Containers>, mut input: Streaming<AttachIn>)
                                 && (was_live || r.started_at != started_at) => {
                                 exit = Some(WaitResponse { exit_code: r.exit_code.unwrap_or(-1) as i32, error: r.exit_reason.unwrap_or_default() });
                             }
-                            Err(_) => exit = Some(WaitResponse { exit_code: -1, error: "container removed".into() }),
+                            Err(_) => {
+                                removal = None;
+                                exit.get_or_insert(WaitResponse { exit_code: -1, error: "container removed".into() });
+                            }
                             _ => {}
                         }
                     }

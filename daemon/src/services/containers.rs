@@ -133,6 +133,8 @@ pub struct Containers {
     pub content: Arc<ContentStore>,
     pub shim: ShimBinary,
     shims: Mutex<HashMap<String, Shim>>,
+    /// Addresses of shims told to shut down, by container.
+    retired: Mutex<HashMap<String, String>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub events: broadcast::Sender<Event>,
     kick: mpsc::UnboundedSender<Kick>,
@@ -214,8 +216,17 @@ impl Containers {
     ) -> (Arc<Containers>, mpsc::UnboundedReceiver<Kick>) {
         let (kick, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(4096);
-        let c =
-            Containers { paths, store, content, shim, shims: Mutex::new(HashMap::new()), locks: Mutex::new(HashMap::new()), events, kick };
+        let c = Containers {
+            paths,
+            store,
+            content,
+            shim,
+            shims: Mutex::new(HashMap::new()),
+            retired: Mutex::new(HashMap::new()),
+            locks: Mutex::new(HashMap::new()),
+            events,
+            kick,
+        };
         (Arc::new(c), rx)
     }
 
@@ -486,6 +497,15 @@ impl Containers {
             stderr: if c.run.tty { String::new() } else { log },
             ..Default::default()
         };
+        // The previous shim of this container may still be on its way out,
+        // listening on the socket a new one would use: let it go first.
+        let old = self.retired.lock().expect("retired").remove(&row.id);
+        if let Some(path) = old.as_deref().and_then(|a| a.strip_prefix("unix://")) {
+            let deadline = std::time::Instant::now() + Duration::from_secs(2);
+            while std::os::unix::net::UnixStream::connect(path).is_ok() && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
         let t0 = std::time::Instant::now();
         let address = self.shim.start(&row.id, &bundle).await?;
         tracing::debug!(id = %row.id, ms = t0.elapsed().as_secs_f64() * 1000.0, "shim started");
@@ -557,14 +577,7 @@ impl Containers {
             if let Err(e) = s.shutdown(id).await {
                 tracing::debug!(id, error = %e, "shutdown shim");
             }
-            // A new shim for this id would otherwise find the old one still
-            // listening on the same socket for the moment it takes to exit.
-            if let Some(path) = s.address.strip_prefix("unix://") {
-                let deadline = std::time::Instant::now() + Duration::from_secs(2);
-                while std::os::unix::net::UnixStream::connect(path).is_ok() && std::time::Instant::now() < deadline {
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-            }
+            self.retired.lock().expect("retired").insert(id.to_string(), s.address.clone());
         }
         if !clean && bundle.is_dir() {
             // The shim is gone: its `delete` cleans runtime state and mounts.
@@ -904,6 +917,7 @@ impl Containers {
         }
         self.db().delete_container(&row.id)?;
         self.locks.lock().expect("locks").remove(&row.id);
+        self.retired.lock().expect("retired").remove(&row.id);
         // Its image may have gone before it (rmi --force): its layers go now.
         let image_gone = self.db().image(&row.image)?.is_none();
         if image_gone {
