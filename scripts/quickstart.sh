@@ -16,6 +16,7 @@ rind completion bash > /etc/bash_completion.d/rind
 
 start_rindd() {
   nohup rindd >>/var/log/rindd.log 2>&1 &
+  disown
   for _ in $(seq 100); do rind version >/dev/null 2>&1 && return; sleep 0.1; done
   echo "rindd did not start: see /var/log/rindd.log" >&2; exit 1
 }
