@@ -428,15 +428,7 @@ fn create_request(f: &CreateFlags) -> anyhow::Result<CreateContainerRequest> {
 /// Docker's code for a container that could not start: 127 for a command
 /// that is not there, 126 for one that cannot run, else 125.
 fn start_failure(e: tonic::Status) -> anyhow::Error {
-    let m = e.message().to_ascii_lowercase();
-    let code = if m.contains("no such file") || m.contains("not found") {
-        127
-    } else if m.contains("permission denied") || m.contains("is a directory") || m.contains("exec format") {
-        126
-    } else {
-        125
-    };
-    Exit(code, e.message().to_string()).into()
+    Exit(rind_common::exit::start_failure_code(e.message()).unwrap_or(125), e.message().to_string()).into()
 }
 
 async fn run_container(c: &mut RindClient<Channel>, detach: bool, flags: CreateFlags) -> anyhow::Result<i32> {
@@ -758,8 +750,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             let ended = attach::run(&mut c, session, |_| async { Ok(()) }).await.map_err(|e| {
                 let m = format!("{e:#}");
-                let code = if m.contains("no such file") || m.contains("not found") { 127 } else { 126 };
-                Exit(code, m)
+                Exit(rind_common::exit::start_failure_code(&m).unwrap_or(126), m)
             })?;
             return Ok(match ended {
                 attach::Ended::Exit(code) => code,

@@ -164,14 +164,9 @@ fn random_name() -> String {
     format!("{}_{}_{}", LEFT[n % LEFT.len()], RIGHT[(n / 10) % RIGHT.len()], n % 1000)
 }
 
-/// A signal by name (TERM, SIGTERM) or number.
+/// A signal by name (TERM, SIGTERM, RTMIN+1) or number.
 pub fn parse_signal(s: &str) -> Result<u32> {
-    if let Ok(n) = s.parse::<u32>() {
-        return if (1..=64).contains(&n) { Ok(n) } else { Err(ContainerError::Invalid(format!("invalid signal: {s}"))) };
-    }
-    let name = s.to_ascii_uppercase();
-    let name = if name.starts_with("SIG") { name } else { format!("SIG{name}") };
-    name.parse::<nix::sys::signal::Signal>().map(|s| s as u32).map_err(|_| ContainerError::Invalid(format!("invalid signal: {s}")))
+    rind_common::signal::parse_signal(s).map(|n| n as u32).map_err(|e| ContainerError::Invalid(e.to_string()))
 }
 
 /// Docker's "Up 3 seconds" / "Exited (0) 2 minutes ago".
@@ -1045,32 +1040,14 @@ pub struct ExecRequest {
     pub tty: bool,
 }
 
-/// Docker's exit codes for a container that could not start: 127 when the
-/// command is not found, 126 when it cannot be run, else 128.
-pub fn start_error_code(msg: &str) -> i64 {
-    let m = msg.to_ascii_lowercase();
-    if m.contains("no such file") || m.contains("not found") {
-        127
-    } else if m.contains("permission denied") || m.contains("is a directory") || m.contains("exec format") {
-        126
-    } else {
-        128
-    }
+/// Docker's exit code for a container that could not start.
+fn start_error_code(msg: &str) -> i64 {
+    rind_common::exit::start_failure_code(msg).unwrap_or(128) as i64
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn signals_by_name_and_number() {
-        assert_eq!(parse_signal("TERM").unwrap(), 15);
-        assert_eq!(parse_signal("SIGKILL").unwrap(), 9);
-        assert_eq!(parse_signal("hup").unwrap(), 1);
-        assert_eq!(parse_signal("10").unwrap(), 10);
-        assert!(parse_signal("99").is_err());
-        assert!(parse_signal("NOPE").unwrap_err().to_string().contains("NOPE"));
-    }
 
     #[test]
     fn status_texts() {
@@ -1099,12 +1076,5 @@ mod tests {
         assert_eq!(status_text(&r, t0 + Duration::from_secs(300)), "Up 5 minutes");
         r.status = "created".into();
         assert_eq!(status_text(&r, t0), "Created");
-    }
-
-    #[test]
-    fn start_errors_map_to_docker_codes() {
-        assert_eq!(start_error_code("exec: \"nope\": executable file not found in $PATH"), 127);
-        assert_eq!(start_error_code("exec /etc/passwd: permission denied"), 126);
-        assert_eq!(start_error_code("mount failed"), 128);
     }
 }
