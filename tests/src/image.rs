@@ -14,6 +14,12 @@ fn digest(data: &[u8]) -> String {
 /// Packs `rootfs` as a one-layer OCI image and writes an OCI layout archive
 /// (index.json, oci-layout, blobs/) to `out`, tagged `name` (e.g. "docker.io/library/busybox:test").
 pub fn write_oci_archive(rootfs: &Path, name: &str, cmd: &[&str], out: &Path) {
+    let config = json!({"Cmd": cmd, "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "WorkingDir": "/"});
+    write_oci_archive_with(rootfs, name, config, out)
+}
+
+/// The same, with the image config's `config` object given whole.
+pub fn write_oci_archive_with(rootfs: &Path, name: &str, image_config: serde_json::Value, out: &Path) {
     let mut layer = tar::Builder::new(Vec::new());
     layer.follow_symlinks(false);
     layer.append_dir_all(".", rootfs).unwrap();
@@ -22,7 +28,7 @@ pub fn write_oci_archive(rootfs: &Path, name: &str, cmd: &[&str], out: &Path) {
     let config = serde_json::to_vec(&json!({
         "architecture": "amd64",
         "os": "linux",
-        "config": {"Cmd": cmd, "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "WorkingDir": "/"},
+        "config": image_config,
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [{"created_by": "rind tests"}]
     }))

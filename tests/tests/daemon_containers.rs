@@ -415,3 +415,38 @@ fn events_stats_kill_restart_follow_prune_info() {
     }
     assert!(ev.contains("exitCode=137"), "{ev}");
 }
+
+#[test]
+fn the_image_config_gives_the_defaults() {
+    let d = daemon();
+    let t = tempfile::tempdir().unwrap();
+    let rootfs = t.path().join("rootfs");
+    make_rootfs(&rootfs);
+    std::fs::create_dir_all(rootfs.join("srv/app")).unwrap();
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0::/:/bin/sh\napp:x:4000:4001::/:/bin/sh\n").unwrap();
+    let config = serde_json::json!({
+        "Entrypoint": ["sh", "-c"],
+        "Cmd": ["echo $GREETING from $(pwd) as $(id -u):$(id -g); grep -c ' /data ' /proc/mounts"],
+        "Env": ["PATH=/bin", "GREETING=hi"],
+        "WorkingDir": "/srv/app",
+        "User": "app",
+        "Labels": {"org.example.tier": "web"},
+        "StopSignal": "SIGUSR2",
+        "Volumes": {"/data": {}}
+    });
+    let archive = t.path().join("app.tar");
+    image::write_oci_archive_with(&rootfs, "app:1", config, &archive);
+    d.ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(d.ok(&["run", "--name", "app", "app:1"]), "hi from /srv/app as 4000:4001\n1\n");
+    assert_eq!(inspect(&d, "app", "{{.Config.StopSignal}} {{.Config.Labels.org.example.tier}}"), "SIGUSR2 <no value>");
+    assert!(d.ok(&["inspect", "-f", "{{json .Config.Labels}}", "app"]).contains(r#""org.example.tier":"web""#));
+    // Run options override the image's.
+    let out = d.ok(&["run", "--rm", "-u", "0", "-w", "/", "-e", "GREETING=yo", "app:1", "echo $GREETING $(pwd) $(id -u)"]);
+    assert_eq!(out, "yo / 0\n");
+    // The volume lives outside the overlay and goes with the container.
+    let id = inspect(&d, "app", "{{.Id}}");
+    assert!(d.root().join("containers").join(&id).join("volumes/0").is_dir());
+    d.ok(&["rm", "app"]);
+    assert!(!d.root().join("containers").join(&id).exists());
+}

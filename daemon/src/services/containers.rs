@@ -395,6 +395,11 @@ impl Containers {
         }
         (c.image_id, c.chain) = (image_id, chain);
         Self::security_opts(&mut c)?;
+        // The image's labels, then the user's, as docker shows them.
+        let mut labels = image_cfg.config().as_ref().and_then(|x| x.labels().clone()).unwrap_or_default();
+        labels.extend(std::mem::take(&mut c.run.labels));
+        c.run.labels = labels;
+        let volumes: Vec<String> = image_cfg.config().as_ref().and_then(|x| x.volumes().clone()).unwrap_or_default();
         let mut opts = c.run.clone();
         let user = c.run.user.clone().or_else(|| image_cfg.config().as_ref().and_then(|x| x.user().clone())).filter(|u| !u.is_empty());
         if let Some(u) = user {
@@ -408,6 +413,20 @@ impl Containers {
             }
             let mut mounts = spec.mounts().clone().unwrap_or_default();
             mounts.extend(self.write_etc(&data, &c)?);
+            // The image's VOLUMEs not bound by -v: a directory of the container's
+            // own, outside its overlay (gone with the container).
+            for (i, v) in volumes.iter().filter(|v| !c.run.binds.iter().any(|(_, t, _)| t == *v)).enumerate() {
+                let dir = data.join("volumes").join(i.to_string());
+                std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+                let m = MountBuilder::default()
+                    .destination(v)
+                    .typ("bind")
+                    .source(&dir)
+                    .options(vec!["rbind".to_string(), "rw".to_string()])
+                    .build()
+                    .map_err(SpecError::from)?;
+                mounts.push(m);
+            }
             spec.set_mounts(Some(mounts));
             let row = ContainerRow {
                 id: id.clone(),
