@@ -123,6 +123,11 @@ fn delete(args: &args::Args) -> anyhow::Result<()> {
         .stderr(Stdio::null())
         .status();
     let _ = nix::mount::umount2(&bundle.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
+    // The shim is gone (killed, or never cleaned up): its socket file too.
+    let sock = paths::socket_path(Path::new(paths::SOCKET_DIR), &args.address, &args.namespace, &args.id);
+    if UnixStream::connect(&sock).is_err() {
+        let _ = std::fs::remove_file(&sock);
+    }
     let exit = exit_file::read(&bundle.join(paths::EXIT_FILE)).unwrap_or_else(|| exit_file::Exit::now(0, 128 + libc::SIGKILL as u32));
     let mut r = containerd_shim_protos::shim::shim::DeleteResponse::new();
     r.pid = exit.pid as u32;

@@ -118,6 +118,11 @@ fn after_a_reboot_everything_is_stopped_and_always_starts_again() {
             .args(["--root", "/run/rind/runtime/rind", "delete", "--force", id])
             .output();
     }
+    // A reboot empties /run: the shims' sockets go too.
+    for id in &ids {
+        let address = std::fs::read_to_string(d.state().join("containers").join(id).join("address")).unwrap();
+        std::fs::remove_file(address.trim().trim_start_matches("unix://")).unwrap();
+    }
     for m in mounts_under(&d.state()).iter().rev() {
         nix::mount::umount2(Path::new(m), nix::mount::MntFlags::MNT_DETACH).unwrap();
     }
@@ -163,6 +168,8 @@ fn a_lost_shim_is_reported_and_its_container_cleaned() {
     d.load_busybox();
     d.ok(&["run", "-d", "--name", "orphan", "busybox", "sleep", "1000"]);
     let pid: i32 = inspect(&d, "orphan", "{{.State.Pid}}").parse().unwrap();
+    let id = inspect(&d, "orphan", "{{.Id}}");
+    let address = std::fs::read_to_string(d.state().join("containers").join(&id).join("address")).unwrap();
     d.kill9();
     for s in d.shim_pids() {
         // SAFETY: kill(2) on the shim we started.
@@ -177,5 +184,6 @@ fn a_lost_shim_is_reported_and_its_container_cleaned() {
     wait_until("container killed", Duration::from_secs(5), || !pid_alive(pid));
     assert!(mounts_under(&d.state()).is_empty(), "{:?}", mounts_under(&d.state()));
     assert!(!d.state().join("containers").join(inspect(&d, "orphan", "{{.Id}}")).exists(), "bundle cleaned");
+    assert!(!std::path::Path::new(address.trim().trim_start_matches("unix://")).exists(), "the dead shim's socket is removed");
     d.ok(&["rm", "orphan"]);
 }
