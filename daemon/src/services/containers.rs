@@ -864,7 +864,9 @@ impl Containers {
             let _ = shim.kill(&row.id, "", libc::SIGKILL as u32, true).await;
             let _ = shim.resume(&row.id).await;
         } else if let Err(e) = shim.kill(&row.id, "", sig, false).await {
-            if !e.is_not_found() {
+            // It may have exited on its own meanwhile (its exit on the way
+            // here): then it is stopped.
+            if !e.is_not_found() && self.wait_stopped(&row.id, Some(Duration::from_secs(2))).await.is_err() {
                 return Err(e.into());
             }
         }
@@ -894,7 +896,12 @@ impl Containers {
         if sig == libc::SIGKILL as u32 || parse_signal(&c.stop_signal).ok() == Some(sig) {
             self.want_stopped(&row.id).await?;
         }
-        self.shim_of(&row)?.kill(&row.id, "", sig, false).await?;
+        if let Err(e) = self.shim_of(&row)?.kill(&row.id, "", sig, false).await {
+            if self.wait_stopped(&row.id, Some(Duration::from_millis(500))).await.is_ok() {
+                return Err(ContainerError::Conflict(format!("cannot kill container {}: it is not running", row.name)));
+            }
+            return Err(e.into());
+        }
         self.emit(&row, "kill", None);
         Ok(())
     }
