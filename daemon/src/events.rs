@@ -62,5 +62,10 @@ pub async fn serve(path: &Path, containers: Arc<Containers>) -> Result<ttrpc::r#
     let mut server =
         ttrpc::r#async::Server::new().bind(&addr).map_err(err)?.register_service(create_events(Arc::new(Receiver { containers })));
     server.start().await.map_err(err)?;
+    // Only root (the shims) may publish.
+    use std::os::unix::fs::PermissionsExt;
+    if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+        tracing::warn!(path = %path.display(), error = %e, "restrict events socket");
+    }
     Ok(server)
 }
