@@ -771,9 +771,11 @@ impl Containers {
             daemon_start: k.daemon_start,
         };
         if !restart::should_restart(policy, stopped) {
-            if c.auto_remove && !k.daemon_start {
-                if let Err(e) = self.remove(&row.id, false).await {
-                    tracing::warn!(id = %row.id, error = %e, "auto-remove");
+            if c.auto_remove {
+                match self.remove(&row.id, false).await {
+                    // Another kick for the same exit got there first.
+                    Ok(()) | Err(ContainerError::NotFound(_)) => {}
+                    Err(e) => tracing::warn!(id = %row.id, error = %e, "auto-remove"),
                 }
             }
             return;
