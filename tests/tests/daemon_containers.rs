@@ -310,7 +310,12 @@ fn restart_policies_with_back_off() {
     assert_eq!(inspect(&d, "ok", "{{.State.Status}} {{.RestartCount}}"), "exited 0");
     assert_eq!(inspect(&d, "never", "{{.State.Status}} {{.RestartCount}}"), "exited 0");
     wait_until("always restarts", Duration::from_secs(10), || inspect(&d, "always", "{{.RestartCount}}").parse::<u32>().unwrap() >= 2);
-    // stop wins over always.
+    // Between its runs it shows as restarting, as docker's ps does.
+    wait_until("restarting during the back-off", Duration::from_secs(10), || {
+        inspect(&d, "always", "{{.State.Status}} {{.State.Restarting}}") == "restarting true"
+    });
+    assert!(d.ok(&["ps", "--format", "{{.Names}} {{.Status}}"]).contains("always Restarting (4)"));
+    // stop wins over always, even during the back-off.
     d.ok(&["stop", "-t", "1", "always"]);
     let n = inspect(&d, "always", "{{.RestartCount}}");
     std::thread::sleep(Duration::from_millis(1500));

@@ -24,7 +24,7 @@ pub fn container_json(row: &ContainerRow, paths: &Paths) -> Value {
             "Status": status,
             "Running": status == "running" || status == "paused",
             "Paused": status == "paused",
-            "Restarting": false,
+            "Restarting": status == "restarting",
             "OOMKilled": false,
             "Dead": status == "dead",
             "Pid": row.pid,

@@ -314,8 +314,11 @@ impl Rind for RindApi {
     async fn list_containers(&self, req: Request<ListContainersRequest>) -> Result<Response<ListContainersResponse>, Status> {
         let all = req.into_inner().all;
         let rows = self.containers.list().map_err(container_status)?;
-        let containers =
-            rows.iter().filter(|r| all || r.status == "running" || r.status == "paused").map(|r| self.container_of(r)).collect();
+        let containers = rows
+            .iter()
+            .filter(|r| all || matches!(r.status.as_str(), "running" | "paused" | "restarting"))
+            .map(|r| self.container_of(r))
+            .collect();
         Ok(Response::new(ListContainersResponse { containers }))
     }
 

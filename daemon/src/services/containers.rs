@@ -180,6 +180,7 @@ pub fn status_text(row: &ContainerRow, now: SystemTime) -> String {
         "paused" => format!("Up {} (Paused)", ago(&row.started_at)),
         "exited" => format!("Exited ({}) {} ago", row.exit_code.unwrap_or(-1), ago(&row.finished_at)),
         "dead" => format!("Dead ({})", row.exit_reason.clone().unwrap_or_default()),
+        "restarting" => format!("Restarting ({}) {} ago", row.exit_code.unwrap_or(-1), ago(&row.finished_at)),
         _ => "Created".into(),
     }
 }
@@ -787,13 +788,30 @@ impl Containers {
         };
         let count = if ran >= restart::RESET_AFTER { 0 } else { row.restart_count as u32 };
         let delay = if k.daemon_start { Duration::ZERO } else { restart::backoff(count) };
+        let lock = self.lock_of(&row.id);
+        {
+            // Claim this exit (another kick may carry the same one), and show
+            // the back-off as docker does: "restarting".
+            let _g = lock.lock().await;
+            let Ok(Some(now_row)) = self.db().container(&row.id) else { return };
+            if now_row.status != row.status || now_row.finished_at != row.finished_at {
+                return;
+            }
+            if self.db().update_container(&row.id, |r| r.status = "restarting".into()).is_err() {
+                return;
+            }
+        }
         tracing::info!(id = %row.id, name = %row.name, policy = policy.name(), delay_ms = delay.as_millis() as u64, "restarting");
         tokio::time::sleep(delay).await;
-        let lock = self.lock_of(&row.id);
         let _g = lock.lock().await;
-        // Anything the user did meanwhile wins.
+        // Anything the user did meanwhile wins: a start, a removal, a stop.
         let Ok(Some(now_row)) = self.db().container(&row.id) else { return };
-        if now_row.status != row.status || now_row.finished_at != row.finished_at || (now_row.desired == "stopped" && !k.daemon_start) {
+        if now_row.status != "restarting" || now_row.finished_at != row.finished_at {
+            return;
+        }
+        if now_row.desired == "stopped" && !k.daemon_start {
+            let was = if row.status == "restarting" { "exited".to_string() } else { row.status.clone() };
+            let _ = self.db().update_container(&row.id, |r| r.status = was);
             return;
         }
         if count == 0 && row.restart_count > 0 {
