@@ -66,7 +66,7 @@ struct CreateFlags {
     /// Memory limit (e.g. 64m)
     #[arg(short, long)]
     memory: Option<String>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     cpus: Option<f64>,
     #[arg(long = "pids-limit")]
     pids_limit: Option<i64>,
@@ -838,7 +838,14 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    // Usage errors exit 125, as docker's do; --help and --version exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { 125 } else { 0 });
+        }
+    };
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -60,6 +60,8 @@ fn run_exec_logs_stop_rm_round_trip() {
     assert_ne!(inspect(&d, "rt", "{{.State.FinishedAt}}"), "0001-01-01T00:00:00Z");
     assert_eq!(d.ok(&["logs", "rt"]), "hello\nbye\n");
     assert_eq!(d.ok(&["logs", "--tail", "1", "rt"]), "bye\n");
+    assert_eq!(d.ok(&["logs", "--since", "1h", "rt"]), "hello\nbye\n");
+    assert_eq!(d.ok(&["logs", "--since", "4000000000", "rt"]), "", "nothing after a time in the future");
     assert!(d.ok(&["logs", "-t", "rt"]).starts_with("20"), "timestamps");
     assert_eq!(d.ok(&["wait", "rt"]).trim(), "0");
     // start again; rm refuses a running container unless forced.
@@ -95,6 +97,25 @@ fn run_exit_codes_are_dockers() {
     assert!(stderr(&out).contains("already in use"), "{}", stderr(&out));
     let out = d.rind(&["run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2"]);
     assert_eq!((stdout(&out).as_str(), stderr(&out).as_str()), ("out\n", "err\n"));
+    // Bad input: a clear error naming what was wrong, and no container left.
+    for (args, names) in [
+        (&["--network", "bridge"][..], "bridge"),
+        (&["--cpus", "-1"][..], "cpus"),
+        (&["--memory", "lots"][..], "--memory"),
+        (&["-w", "relative"][..], "relative"),
+        (&["-v", "/no/such/dir:/x"][..], "/no/such/dir"),
+        (&["--security-opt", "apparmor=x"][..], "apparmor=x"),
+        (&["--stop-signal", "SIGNOPE"][..], "SIGNOPE"),
+    ] {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(args);
+        a.extend(["busybox", "true"]);
+        let out = d.rind(&a);
+        assert_eq!(out.status.code(), Some(125), "{args:?}");
+        assert!(stderr(&out).contains(names), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(d.ok(&["ps", "-aq"]).lines().count(), 1, "only the container named dup");
+    assert_eq!(std::fs::read_dir(d.root().join("containers")).unwrap().count(), 1, "no data dir left by a refused create");
 }
 
 #[test]
@@ -446,6 +467,11 @@ fn the_image_config_gives_the_defaults() {
     assert_eq!(d.ok(&["run", "--name", "app", "app:1"]), "hi from /srv/app as 4000:4001\n1\n");
     assert_eq!(inspect(&d, "app", "{{.Config.StopSignal}} {{.Config.Labels.org.example.tier}}"), "SIGUSR2 <no value>");
     assert!(d.ok(&["inspect", "-f", "{{json .Config.Labels}}", "app"]).contains(r#""org.example.tier":"web""#));
+    // exec runs as the image's user unless told otherwise, names resolved the same way.
+    d.ok(&["run", "-d", "--name", "appd", "--entrypoint", "sleep", "app:1", "100"]);
+    assert_eq!(d.ok(&["exec", "appd", "id", "-u"]), "4000\n");
+    assert_eq!(d.ok(&["exec", "-u", "root", "appd", "id", "-u"]), "0\n");
+    d.ok(&["rm", "-f", "appd"]);
     // Run options override the image's.
     let out = d.ok(&["run", "--rm", "-u", "0", "-w", "/", "-e", "GREETING=yo", "app:1", "echo $GREETING $(pwd) $(id -u)"]);
     assert_eq!(out, "yo / 0\n");
