@@ -377,7 +377,7 @@ fn rm_f_of_everything_leaves_nothing() {
     }
     assert_eq!(d.ok(&["ps", "-aq"]), "");
     assert!(mounts_under(d.dir.path()).is_empty(), "mounts left: {:?}", mounts_under(d.dir.path()));
-    assert!(d.shim_pids().is_empty(), "shims left");
+    wait_until("no shim left", Duration::from_secs(2), || d.shim_pids().is_empty());
     for p in pids {
         assert!(!pid_alive(p), "process {p} left");
     }

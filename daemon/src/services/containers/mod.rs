@@ -1,0 +1,403 @@
+//! Containers: what the user asks for goes to the database first; each
+//! running container is owned by its shim, which rindd drives over ttrpc.
+//!
+//! ```text
+//! --root/containers/<id>/   upper/ work/ <id>.log hostname hosts resolv.conf
+//! --state/containers/<id>/  the bundle: config.json rootfs/ address exit init-stdin
+//! ```
+//! One tokio mutex per container serialises the operations that change its
+//! actual state (start, exit, remove); waiting for an exit never holds it.
+//! One file per verb below; the types and shared helpers are here.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use containerd_shim_protos::api;
+use containerd_shim_protos::protobuf::MessageField;
+use oci_spec::image::ImageConfiguration;
+use oci_spec::runtime::{MountBuilder, Spec};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
+
+use super::restart::{self, Policy};
+use super::spec::{self, RunOptions, SpecError};
+use crate::content::{ContentStore, Digest};
+use crate::shims::{Shim, ShimBinary, ShimError};
+use crate::snapshots::{chain_ids, Snapshots};
+use crate::store::{ContainerRow, Store, StoreError};
+
+mod create;
+mod exec;
+mod exit;
+mod kill;
+mod pause;
+mod reconcile;
+mod recover;
+mod remove;
+mod rename;
+mod start;
+mod stop;
+
+pub use exec::ExecRequest;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error("no such container: {0}")]
+    NotFound(String),
+    #[error("no such image: {0} (load it with `rind load -i FILE`)")]
+    NoImage(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Spec(#[from] SpecError),
+    #[error("{0}")]
+    Restart(#[from] restart::RestartError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Shim(#[from] ShimError),
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("image config {digest}: {message}")]
+    ImageConfig { digest: String, message: String },
+}
+
+type Result<T> = std::result::Result<T, ContainerError>;
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ContainerError + 'a {
+    move |source| ContainerError::Io { op, path: path.to_path_buf(), source }
+}
+
+/// The create request as rindd keeps it, plus what it resolved from the image.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub image: String,
+    pub image_id: String,
+    /// Snapshot chain ids, bottom layer first.
+    pub chain: Vec<String>,
+    /// What shapes the OCI spec.
+    #[serde(flatten)]
+    pub run: RunOptions,
+    pub open_stdin: bool,
+    pub security_opt: Vec<String>,
+    pub restart: String,
+    pub auto_remove: bool,
+    pub stop_signal: String,
+    pub stop_timeout: Option<i64>,
+}
+
+impl Config {
+    pub fn policy(&self) -> Policy {
+        Policy::parse(&self.restart).unwrap_or(Policy::No)
+    }
+
+    fn stop_timeout(&self) -> Duration {
+        Duration::from_secs(self.stop_timeout.unwrap_or(10).max(0) as u64)
+    }
+}
+
+/// An event, as `rind events` shows it.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub time: SystemTime,
+    pub id: String,
+    pub name: String,
+    pub action: &'static str,
+    pub exit_code: Option<i64>,
+}
+
+/// Where things go on disk.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub root: PathBuf,
+    pub state: PathBuf,
+}
+
+impl Paths {
+    pub fn bundle(&self, id: &str) -> PathBuf {
+        self.state.join("containers").join(id)
+    }
+    pub fn data(&self, id: &str) -> PathBuf {
+        self.root.join("containers").join(id)
+    }
+    pub fn log(&self, id: &str) -> PathBuf {
+        self.data(id).join(format!("{id}.log"))
+    }
+}
+
+/// A request to the reconcile loop to look at one container.
+#[derive(Debug, Clone)]
+pub struct Kick {
+    pub id: String,
+    pub daemon_start: bool,
+}
+
+pub struct Containers {
+    pub paths: Paths,
+    pub store: Arc<Mutex<Store>>,
+    pub content: Arc<ContentStore>,
+    pub shim: ShimBinary,
+    shims: Mutex<HashMap<String, Shim>>,
+    /// Addresses of shims told to shut down, by container.
+    retired: Mutex<HashMap<String, String>>,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pub events: broadcast::Sender<Event>,
+    kick: mpsc::UnboundedSender<Kick>,
+}
+
+pub fn now() -> String {
+    humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
+}
+
+pub fn parse_time(s: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(s.trim_end_matches('Z')).ok()
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    // getrandom(2) cannot fail for small requests once the pool is ready.
+    // SAFETY: buf is a valid, writable buffer of buf.len() bytes.
+    unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn random_name() -> String {
+    const LEFT: &[&str] = &["brave", "calm", "eager", "fond", "keen", "lucid", "quiet", "sharp", "swift", "witty"];
+    const RIGHT: &[&str] = &["curie", "dijkstra", "hopper", "knuth", "lovelace", "noether", "ritchie", "thompson", "turing", "wirth"];
+    let r = random_hex(4);
+    let n = u32::from_str_radix(&r, 16).unwrap_or(0) as usize;
+    format!("{}_{}_{}", LEFT[n % LEFT.len()], RIGHT[(n / 10) % RIGHT.len()], n % 1000)
+}
+
+/// A signal by name (TERM, SIGTERM, RTMIN+1) or number.
+pub fn parse_signal(s: &str) -> Result<u32> {
+    rind_common::signal::parse_signal(s).map(|n| n as u32).map_err(|e| ContainerError::Invalid(e.to_string()))
+}
+
+/// Docker's "Up 3 seconds" / "Exited (0) 2 minutes ago".
+pub fn status_text(row: &ContainerRow, now: SystemTime) -> String {
+    let ago = |t: &Option<String>| {
+        let d = t.as_deref().and_then(parse_time).and_then(|t| now.duration_since(t).ok()).unwrap_or_default();
+        human_duration(d)
+    };
+    match row.status.as_str() {
+        "running" => format!("Up {}", ago(&row.started_at)),
+        "paused" => format!("Up {} (Paused)", ago(&row.started_at)),
+        "exited" => format!("Exited ({}) {} ago", row.exit_code.unwrap_or(-1), ago(&row.finished_at)),
+        "dead" => format!("Dead ({})", row.exit_reason.clone().unwrap_or_default()),
+        "restarting" => format!("Restarting ({}) {} ago", row.exit_code.unwrap_or(-1), ago(&row.finished_at)),
+        _ => "Created".into(),
+    }
+}
+
+fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..=59 => format!("{s} seconds"),
+        60..=119 => "About a minute".into(),
+        120..=3599 => format!("{} minutes", s / 60),
+        3600..=7199 => "About an hour".into(),
+        7200..=172_799 => format!("{} hours", s / 3600),
+        _ => format!("{} days", s / 86400),
+    }
+}
+
+fn is_live(status: &str) -> bool {
+    matches!(status, "running" | "paused")
+}
+
+impl Containers {
+    pub fn new(
+        paths: Paths,
+        store: Arc<Mutex<Store>>,
+        content: Arc<ContentStore>,
+        shim: ShimBinary,
+    ) -> (Arc<Containers>, mpsc::UnboundedReceiver<Kick>) {
+        let (kick, rx) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(4096);
+        let c = Containers {
+            paths,
+            store,
+            content,
+            shim,
+            shims: Mutex::new(HashMap::new()),
+            retired: Mutex::new(HashMap::new()),
+            locks: Mutex::new(HashMap::new()),
+            events,
+            kick,
+        };
+        (Arc::new(c), rx)
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.store.lock().expect("store lock")
+    }
+
+    pub fn get(&self, id_or_name: &str) -> Result<ContainerRow> {
+        let name = id_or_name.strip_prefix('/').unwrap_or(id_or_name);
+        let exact = self.db().container(name)?;
+        if let Some(r) = exact {
+            return Ok(r);
+        }
+        // A unique id prefix, as docker accepts.
+        let rows: Vec<ContainerRow> = self.db().containers()?.into_iter().filter(|r| !name.is_empty() && r.id.starts_with(name)).collect();
+        match rows.len() {
+            1 => Ok(rows.into_iter().next().expect("one row")),
+            0 => Err(ContainerError::NotFound(id_or_name.into())),
+            _ => Err(ContainerError::Invalid(format!("{id_or_name} matches more than one container: give more of the id"))),
+        }
+    }
+
+    pub fn list(&self) -> Result<Vec<ContainerRow>> {
+        Ok(self.db().containers()?)
+    }
+
+    fn config(row: &ContainerRow) -> Config {
+        serde_json::from_str(&row.config).unwrap_or_default()
+    }
+
+    fn lock_of(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks.lock().expect("locks").entry(id.to_string()).or_default().clone()
+    }
+
+    fn emit(&self, row: &ContainerRow, action: &'static str, exit_code: Option<i64>) {
+        let _ = self.events.send(Event { time: SystemTime::now(), id: row.id.clone(), name: row.name.clone(), action, exit_code });
+    }
+
+    pub fn kick(&self, id: &str, daemon_start: bool) {
+        let _ = self.kick.send(Kick { id: id.to_string(), daemon_start });
+    }
+
+    /// Deletes the task and stops the shim (best effort: each step is
+    /// retried by the next reconcile), then removes the bundle.
+    pub(super) async fn teardown(&self, id: &str) {
+        let bundle = self.paths.bundle(id);
+        let shim = self.shims.lock().expect("shims").remove(id);
+        let address = self.db().container(id).ok().flatten().and_then(|r| r.shim_address);
+        let shim = match shim {
+            Some(s) => Some(s),
+            None => match address {
+                Some(a) => tokio::time::timeout(Duration::from_secs(1), Shim::connect(&a)).await.ok().and_then(|r| r.ok()),
+                None => None,
+            },
+        };
+        let mut clean = false;
+        if let Some(s) = shim {
+            match s.delete(id, "").await {
+                Ok(_) => clean = true,
+                Err(e) if e.is_not_found() => clean = true,
+                Err(e) => tracing::warn!(id, error = %e, "delete task"),
+            }
+            if let Err(e) = s.shutdown(id).await {
+                tracing::debug!(id, error = %e, "shutdown shim");
+            }
+            self.retired.lock().expect("retired").insert(id.to_string(), s.address.clone());
+        }
+        if !clean && bundle.is_dir() {
+            // The shim is gone: its `delete` cleans runtime state and mounts.
+            if let Err(e) = self.shim.delete(id, &bundle).await {
+                tracing::warn!(id, error = %e, "shim delete");
+            }
+        }
+        let _ = nix::mount::umount2(&bundle.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
+        if let Err(e) = std::fs::remove_dir_all(&bundle) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(id, error = %e, path = %bundle.display(), "remove bundle");
+            }
+        }
+        let _ = self.db().update_container(id, |r| r.shim_address = None);
+    }
+
+    /// Waits (2 s at most) until the last shim told to shut down for `id`
+    /// has closed its socket.
+    pub(super) async fn await_retired(&self, id: &str) {
+        let old = self.retired.lock().expect("retired").remove(id);
+        if let Some(path) = old.as_deref().and_then(|a| a.strip_prefix("unix://")) {
+            let deadline = std::time::Instant::now() + Duration::from_secs(2);
+            while std::os::unix::net::UnixStream::connect(path).is_ok() && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    }
+
+    pub(super) fn shim_of(&self, row: &ContainerRow) -> Result<Shim> {
+        self.shims
+            .lock()
+            .expect("shims")
+            .get(&row.id)
+            .cloned()
+            .ok_or_else(|| ContainerError::Conflict(format!("container {} is not running", row.name)))
+    }
+
+    /// Waits until the container is not running; false on timeout.
+    pub async fn wait_stopped(&self, id: &str, timeout: Option<Duration>) -> Result<ContainerRow> {
+        let mut rx = self.events.subscribe();
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        loop {
+            let row = self.db().container(id)?.ok_or_else(|| ContainerError::NotFound(id.into()))?;
+            if !is_live(&row.status) {
+                return Ok(row);
+            }
+            if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                return Err(ContainerError::Conflict(format!("container {} did not stop in time", row.name)));
+            }
+            // Events wake us early; the poll covers a lagged receiver.
+            let _ = tokio::time::timeout(Duration::from_millis(100), rx.recv()).await;
+        }
+    }
+
+    pub fn shim_for(&self, id: &str) -> Result<(ContainerRow, Shim)> {
+        let row = self.get(id)?;
+        if !is_live(&row.status) {
+            return Err(ContainerError::Conflict(format!("container {} is not running", row.name)));
+        }
+        let shim = self.shim_of(&row)?;
+        Ok((row, shim))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_texts() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let mut r = ContainerRow {
+            id: "x".into(),
+            name: "n".into(),
+            image: "i".into(),
+            spec: "{}".into(),
+            desired: "running".into(),
+            restart_policy: "no".into(),
+            bundle: "b".into(),
+            shim_address: None,
+            created: "".into(),
+            exit_code: Some(3),
+            finished_at: Some(humantime::format_rfc3339(t0).to_string()),
+            exit_reason: None,
+            config: "{}".into(),
+            status: "exited".into(),
+            pid: 0,
+            started_at: Some(humantime::format_rfc3339(t0).to_string()),
+            restart_count: 0,
+        };
+        assert_eq!(status_text(&r, t0 + Duration::from_secs(5)), "Exited (3) 5 seconds ago");
+        r.status = "running".into();
+        assert_eq!(status_text(&r, t0 + Duration::from_secs(300)), "Up 5 minutes");
+        r.status = "created".into();
+        assert_eq!(status_text(&r, t0), "Created");
+    }
+}

@@ -1,0 +1,22 @@
+//! pause and unpause (the cgroup freezer, through the shim).
+
+use super::*;
+
+impl Containers {
+    pub async fn pause(&self, id: &str, pause: bool) -> Result<()> {
+        let row = self.get(id)?;
+        let (from, to) = if pause { ("running", "paused") } else { ("paused", "running") };
+        if row.status != from {
+            return Err(ContainerError::Conflict(format!("container {} is {}, not {from}", row.name, row.status)));
+        }
+        let shim = self.shim_of(&row)?;
+        if pause {
+            shim.pause(&row.id).await?;
+        } else {
+            shim.resume(&row.id).await?;
+        }
+        let row = self.db().update_container(&row.id, |r| r.status = to.into())?;
+        self.emit(&row, if pause { "pause" } else { "unpause" }, None);
+        Ok(())
+    }
+}
