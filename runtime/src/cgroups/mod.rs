@@ -303,6 +303,15 @@ impl CgroupPaths {
     }
 }
 
+/// mkdir that accepts a directory another container's runtime made first
+/// (two creates under one new parent race for it).
+fn mkdir(d: &Path) -> Result<(), CgroupError> {
+    match fs::create_dir(d) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(CgroupError::Create { path: d.to_path_buf(), source: e }),
+        _ => Ok(()),
+    }
+}
+
 fn create_v1(dir: &Path, cpuset: bool) -> Result<(), CgroupError> {
     if !cpuset {
         return fs::create_dir_all(dir).map_err(|source| CgroupError::Create { path: dir.to_path_buf(), source });
@@ -316,7 +325,7 @@ fn create_v1(dir: &Path, cpuset: bool) -> Result<(), CgroupError> {
         cur = cur.parent().ok_or_else(|| CgroupError::Invalid(format!("{} has no parent", dir.display())))?;
     }
     for d in missing.iter().rev() {
-        fs::create_dir(d).map_err(|source| CgroupError::Create { path: d.clone(), source })?;
+        mkdir(d)?;
         let parent = d.parent().expect("created dir has a parent");
         for f in ["cpuset.cpus", "cpuset.mems"] {
             let v = read(&parent.join(f))?;
@@ -331,19 +340,14 @@ fn create_v2(dir: &Path) -> Result<(), CgroupError> {
     let mut ancestors: Vec<&Path> = dir.ancestors().skip(1).take_while(|a| a.starts_with(paths::CGROUP_ROOT)).collect();
     ancestors.reverse();
     for a in &ancestors {
-        if !a.exists() {
-            fs::create_dir(a).map_err(|source| CgroupError::Create { path: a.to_path_buf(), source })?;
-        }
+        mkdir(a)?;
         let controllers = read(&a.join("cgroup.controllers"))?;
         let enable: Vec<String> = controllers.split_whitespace().map(|c| format!("+{c}")).collect();
         if !enable.is_empty() {
             write(a.join("cgroup.subtree_control"), &enable.join(" "))?;
         }
     }
-    if !dir.exists() {
-        fs::create_dir(dir).map_err(|source| CgroupError::Create { path: dir.to_path_buf(), source })?;
-    }
-    Ok(())
+    mkdir(dir)
 }
 
 #[cfg(test)]
