@@ -59,6 +59,15 @@ impl Daemon {
         }
     }
 
+    /// wait_until, with the daemon's log in the failure.
+    pub fn wait_for(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+        let t0 = std::time::Instant::now();
+        while !f() {
+            assert!(t0.elapsed() < timeout, "timed out waiting for {what}; rindd's log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("rindd.log")).unwrap_or_default()
     }

@@ -323,16 +323,16 @@ fn restart_policies_with_back_off() {
     d.ok(&["run", "-d", "--name", "ok", "--restart", "on-failure", "busybox", "true"]);
     d.ok(&["run", "-d", "--name", "always", "--restart", "always", "busybox", "sh", "-c", "sleep 0.2; exit 4"]);
     d.ok(&["run", "-d", "--name", "never", "busybox", "sh", "-c", "exit 1"]);
-    wait_until("on-failure:2 gives up after 2 restarts", Duration::from_secs(10), || {
+    d.wait_for("on-failure:2 gives up after 2 restarts", Duration::from_secs(30), || {
         inspect(&d, "fail", "{{.State.Status}} {{.RestartCount}}") == "exited 2"
     });
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(inspect(&d, "fail", "{{.RestartCount}} {{.State.ExitCode}}"), "2 1");
     assert_eq!(inspect(&d, "ok", "{{.State.Status}} {{.RestartCount}}"), "exited 0");
     assert_eq!(inspect(&d, "never", "{{.State.Status}} {{.RestartCount}}"), "exited 0");
-    wait_until("always restarts", Duration::from_secs(10), || inspect(&d, "always", "{{.RestartCount}}").parse::<u32>().unwrap() >= 2);
+    d.wait_for("always restarts", Duration::from_secs(30), || inspect(&d, "always", "{{.RestartCount}}").parse::<u32>().unwrap() >= 2);
     // Between its runs it shows as restarting, as docker's ps does.
-    wait_until("restarting during the back-off", Duration::from_secs(10), || {
+    d.wait_for("restarting during the back-off", Duration::from_secs(30), || {
         inspect(&d, "always", "{{.State.Status}} {{.State.Restarting}}") == "restarting true"
     });
     assert!(d.ok(&["ps", "--format", "{{.Names}} {{.Status}}"]).contains("always Restarting (4)"));
@@ -349,7 +349,7 @@ fn restart_policies_with_back_off() {
     d.spawn();
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(inspect(&d, "us", "{{.State.Status}}"), "exited");
-    wait_until("always starts with the daemon", Duration::from_secs(5), || inspect(&d, "always", "{{.State.Status}}") == "running");
+    d.wait_for("always starts with the daemon", Duration::from_secs(30), || inspect(&d, "always", "{{.State.Status}}") == "running");
 }
 
 #[test]
