@@ -63,11 +63,20 @@ fn tag_inspect_and_rmi_collects_unused_layers() {
     let blobs = || count(d.root().join("content/blobs/sha256"));
     let snaps = || count(d.root().join("snapshots"));
     assert!(blobs() >= 2 && snaps() == 1, "{} blobs, {} snapshots", blobs(), snaps());
+    // A new busybox:latest (another config, maybe another layer) leaves nothing of the old one behind.
+    let before = (blobs(), d.ok(&["image", "inspect", "-f", "{{.Id}}", "busybox"]));
+    let t = tempfile::tempdir().unwrap();
+    make_rootfs(&t.path().join("rootfs"));
+    let archive = t.path().join("b.tar");
+    image::write_oci_archive(&t.path().join("rootfs"), "busybox:latest", &["sh", "-x"], &archive);
+    d.ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert_ne!(d.ok(&["image", "inspect", "-f", "{{.Id}}", "busybox"]), before.1, "a new image");
+    assert_eq!((blobs(), snaps()), (before.0, 1), "the old image's blobs and snapshot are collected");
     d.ok(&["tag", "busybox", "mine:1"]);
     assert_eq!(d.ok(&["images", "-q"]), "busybox:latest\nmine:1\n");
     let tags = d.ok(&["image", "inspect", "-f", "{{json .RepoTags}}", "mine:1"]);
     assert_eq!(tags.trim(), r#"["busybox:latest","mine:1"]"#);
-    assert_eq!(d.ok(&["image", "inspect", "-f", "{{json .Config.Cmd}}", "busybox"]).trim(), r#"["sh"]"#);
+    assert_eq!(d.ok(&["image", "inspect", "-f", "{{json .Config.Cmd}}", "busybox"]).trim(), r#"["sh","-x"]"#);
     d.ok(&["create", "--name", "user", "mine:1", "true"]);
     let out = d.rind(&["rmi", "mine:1"]);
     assert!(!out.status.success() && stderr(&out).contains("user"), "in use: {}", stderr(&out));

@@ -157,7 +157,11 @@ impl Rind for RindApi {
         let loaded = tokio::task::spawn_blocking(move || {
             let f = std::fs::File::open(&path).map_err(|e| Status::internal(format!("open {}: {e}", path.display())))?;
             let mut store = store.lock().expect("store lock");
-            images::load(&root, &content, &mut store, f).map_err(status_of)
+            let loaded = images::load(&root, &content, &mut store, f).map_err(status_of)?;
+            // A name that moved to the new image leaves the old one's layers unused.
+            let gone = images::collect_garbage(&root, &content, &store).map_err(status_of)?;
+            tracing::info!(blobs = gone.blobs, snapshots = gone.snapshots, "image loaded");
+            Ok::<_, Status>(loaded)
         })
         .await
         .map_err(|e| Status::internal(e.to_string()));
