@@ -335,7 +335,10 @@ fn restart_policies_with_back_off() {
     d.wait_for("restarting during the back-off", Duration::from_secs(30), || {
         inspect(&d, "always", "{{.State.Status}} {{.State.Restarting}}") == "restarting true"
     });
-    assert!(d.ok(&["ps", "--format", "{{.Names}} {{.Status}}"]).contains("always Restarting (4)"));
+    // (A wait too: on a slow machine the back-off may end between two looks.)
+    d.wait_for("ps shows Restarting", Duration::from_secs(30), || {
+        d.ok(&["ps", "--format", "{{.Names}} {{.Status}}"]).contains("always Restarting (4)")
+    });
     // stop wins over always, even during the back-off.
     d.ok(&["stop", "-t", "1", "always"]);
     let n = inspect(&d, "always", "{{.RestartCount}}");
