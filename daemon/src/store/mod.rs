@@ -156,28 +156,33 @@ impl Store {
             "INSERT INTO containers (id, name, image, spec, desired, restart_policy, bundle, shim_address, created, exit_code, finished_at, exit_reason,
                 config, status, pid, started_at, restart_count)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-            params![
-                c.id,
-                c.name,
-                c.image,
-                c.spec,
-                c.desired,
-                c.restart_policy,
-                c.bundle,
-                c.shim_address,
-                c.created,
-                c.exit_code,
-                c.finished_at,
-                c.exit_reason,
-                c.config,
-                c.status,
-                c.pid,
-                c.started_at,
-                c.restart_count
-            ],
+            Self::params_of(c).as_slice(),
         )?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// A row's columns as ?1..?17, in `COLUMNS` order (insert and update share it).
+    fn params_of(c: &ContainerRow) -> [&dyn rusqlite::ToSql; 17] {
+        [
+            &c.id,
+            &c.name,
+            &c.image,
+            &c.spec,
+            &c.desired,
+            &c.restart_policy,
+            &c.bundle,
+            &c.shim_address,
+            &c.created,
+            &c.exit_code,
+            &c.finished_at,
+            &c.exit_reason,
+            &c.config,
+            &c.status,
+            &c.pid,
+            &c.started_at,
+            &c.restart_count,
+        ]
     }
 
     fn row(r: &rusqlite::Row) -> rusqlite::Result<ContainerRow> {
@@ -230,22 +235,10 @@ impl Store {
             return Err(StoreError::Exists(c.name.clone()));
         }
         tx.execute(
-            "UPDATE containers SET name = ?2, desired = ?3, restart_policy = ?4, shim_address = ?5, exit_code = ?6, finished_at = ?7,
-                exit_reason = ?8, status = ?9, pid = ?10, started_at = ?11, restart_count = ?12 WHERE id = ?1",
-            params![
-                c.id,
-                c.name,
-                c.desired,
-                c.restart_policy,
-                c.shim_address,
-                c.exit_code,
-                c.finished_at,
-                c.exit_reason,
-                c.status,
-                c.pid,
-                c.started_at,
-                c.restart_count
-            ],
+            "UPDATE containers SET name = ?2, image = ?3, spec = ?4, desired = ?5, restart_policy = ?6, bundle = ?7, shim_address = ?8,
+                created = ?9, exit_code = ?10, finished_at = ?11, exit_reason = ?12, config = ?13, status = ?14, pid = ?15,
+                started_at = ?16, restart_count = ?17 WHERE id = ?1",
+            Self::params_of(&c).as_slice(),
         )?;
         tx.commit()?;
         Ok(c)
