@@ -57,8 +57,6 @@ pub enum CgroupError {
     },
 }
 
-const CGROUP2_SUPER_MAGIC: i64 = 0x63677270;
-
 /// The directories that make up one container's cgroup.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CgroupPaths {
@@ -69,7 +67,7 @@ pub struct CgroupPaths {
 }
 
 pub fn is_v2(root: &Path) -> bool {
-    nix::sys::statfs::statfs(root).map(|s| s.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC).unwrap_or(false)
+    nix::sys::statfs::statfs(root).map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC).unwrap_or(false)
 }
 
 /// A mounted v1 hierarchy, from mountinfo.
@@ -200,25 +198,61 @@ impl CgroupPaths {
 
     /// Writes only the resources given (for `update`): devices only if listed.
     pub fn update(&self, res: &LinuxResources) -> Result<(), CgroupError> {
-        let mut writes = if self.v2 { plan::plan_v2(res)? } else { plan::plan_v1(res)? };
+        let mut plan = if self.v2 { plan::plan_v2(res)? } else { plan::plan_v1(res)? };
         if res.devices().is_none() {
-            writes.retain(|w| w.controller != "devices");
+            plan.writes.retain(|w| w.controller != "devices");
         }
-        self.write_all(writes)
+        self.apply_plan(plan)
     }
 
-    fn write_all(&self, writes: Vec<plan::Write>) -> Result<(), CgroupError> {
-        for wr in writes {
+    /// Applies a plan's writes in order (see [`plan::Write`] for the
+    /// missing-file and retry rules) and warns of what it leaves out.
+    fn apply_plan(&self, plan: plan::Plan) -> Result<(), CgroupError> {
+        for what in &plan.ignored {
+            tracing::warn!(what = %what, "ignored on this host");
+        }
+        let mut writes = plan.writes.into_iter().peekable();
+        while let Some(wr) = writes.next() {
             let dir = self.dir_for(wr.controller).ok_or_else(|| CgroupError::NoController(wr.controller.into()))?;
-            write(dir.join(&wr.file), &wr.value)?;
+            match self.write_one(dir, &wr) {
+                Err(CgroupError::Write { source, .. }) if wr.retry_after_next && source.raw_os_error() == Some(libc::EINVAL) => {
+                    if let Some(next) = writes.next() {
+                        self.write_one(dir, &next)?;
+                    }
+                    self.write_one(dir, &wr)?;
+                }
+                r => r?,
+            }
         }
         Ok(())
+    }
+
+    fn write_one(&self, dir: &Path, wr: &plan::Write) -> Result<(), CgroupError> {
+        let path = dir.join(&wr.file);
+        match &wr.missing {
+            plan::Missing::Fail => write(path, &wr.value),
+            _ if !path.exists() && !matches!(wr.missing, plan::Missing::Warn) => match &wr.missing {
+                plan::Missing::Instead { file, value } => write(dir.join(file), value),
+                _ => Ok(()),
+            },
+            plan::Missing::Warn => match write(path, &wr.value) {
+                // Gone, or kept only to refuse writes (kmem.limit_in_bytes since Linux 5.16).
+                Err(CgroupError::Write { source, .. })
+                    if source.kind() == io::ErrorKind::NotFound || source.raw_os_error() == Some(libc::EOPNOTSUPP) =>
+                {
+                    tracing::warn!(file = %wr.file, value = %wr.value, error = %source, "this kernel no longer offers it: not applied");
+                    Ok(())
+                }
+                r => r,
+            },
+            _ => write(path, &wr.value),
+        }
     }
 
     pub fn apply(&self, res: Option<&LinuxResources>) -> Result<(), CgroupError> {
         let default = LinuxResources::default();
         let res = res.unwrap_or(&default);
-        self.write_all(if self.v2 { plan::plan_v2(res)? } else { plan::plan_v1(res)? })?;
+        self.apply_plan(if self.v2 { plan::plan_v2(res)? } else { plan::plan_v1(res)? })?;
         if self.v2 {
             let dir = self.dir_for("").expect("v2 has one dir");
             let rules = plan::device_rules(Some(res))?;

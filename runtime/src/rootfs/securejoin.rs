@@ -25,7 +25,7 @@ pub fn secure_join(root: &Path, unsafe_path: &Path) -> io::Result<PathBuf> {
             Ok(m) if m.file_type().is_symlink() => {
                 links += 1;
                 if links > MAX_SYMLINKS {
-                    return Err(io::Error::new(io::ErrorKind::Other, format!("too many symlinks resolving {}", unsafe_path.display())));
+                    return Err(io::Error::other(format!("too many symlinks resolving {}", unsafe_path.display())));
                 }
                 let target = fs::read_link(&candidate)?;
                 if target.is_absolute() {
