@@ -8,5 +8,10 @@ apt-get install -y -qq --no-install-recommends \
   busybox-static runc crun containerd iproute2 util-linux procps >/dev/null
 if ! command -v cargo >/dev/null 2>&1; then
   # A fresh machine: Debian 12's own Rust is too old for our dependencies.
-  curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+  curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component rustfmt,clippy
 fi
+# The test suite checks formatting and lints too.
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+for c in rustfmt clippy; do
+  cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1 || rustup component add "$c"
+done
