@@ -178,6 +178,51 @@ pub async fn copy(stream: &'static str, pipe: std::os::fd::OwnedFd, target: Targ
     }
 }
 
+/// Starts a binary logger as containerd does: the container's stdout and
+/// stderr pipes as fds 3 and 4, a pipe on fd 5 it closes when ready, and
+/// CONTAINER_ID / CONTAINER_NAMESPACE in its environment. Returns the write
+/// ends for the container once the logger is ready.
+pub fn start_binary_logger(path: &Path, args: &[String], id: &str, namespace: &str) -> std::io::Result<(File, File)> {
+    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    let pipe = || -> std::io::Result<(OwnedFd, OwnedFd)> { nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from) };
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let (ready_r, ready_w) = pipe()?;
+    let fds = [out_r.as_raw_fd(), err_r.as_raw_fd(), ready_w.as_raw_fd()];
+    let mut cmd = std::process::Command::new(path);
+    cmd.args(args).env("CONTAINER_ID", id).env("CONTAINER_NAMESPACE", namespace);
+    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    // SAFETY: only dup/dup2 between fork and exec. Copies above 10 first, so
+    // placing them on 3, 4, 5 cannot clobber one another.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut high = [0; 3];
+            for (i, fd) in fds.iter().enumerate() {
+                high[i] = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 10);
+                if high[i] < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (i, fd) in high.iter().enumerate() {
+                if libc::dup2(*fd, 3 + i as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    // The reaper collects it; the shim keeps no read end.
+    drop(child);
+    drop((out_r, err_r, ready_w));
+    // Ready when the logger closes fd 5 (or exits).
+    let mut ready = File::from(ready_r);
+    let mut b = [0u8; 1];
+    let _ = ready.read(&mut b);
+    Ok((File::from(out_w), File::from(err_w)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,49 +275,4 @@ mod tests {
         assert_eq!(std::fs::read(d.path().join("c.log.1")).unwrap(), b"abcdefgh\n");
         assert_eq!(std::fs::read(d.path().join("c.log.2")).unwrap(), b"12345678\n");
     }
-}
-
-/// Starts a binary logger as containerd does: the container's stdout and
-/// stderr pipes as fds 3 and 4, a pipe on fd 5 it closes when ready, and
-/// CONTAINER_ID / CONTAINER_NAMESPACE in its environment. Returns the write
-/// ends for the container once the logger is ready.
-pub fn start_binary_logger(path: &Path, args: &[String], id: &str, namespace: &str) -> std::io::Result<(File, File)> {
-    use std::os::fd::{AsRawFd, OwnedFd};
-    use std::os::unix::process::CommandExt;
-    let pipe = || -> std::io::Result<(OwnedFd, OwnedFd)> { nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from) };
-    let (out_r, out_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
-    let (ready_r, ready_w) = pipe()?;
-    let fds = [out_r.as_raw_fd(), err_r.as_raw_fd(), ready_w.as_raw_fd()];
-    let mut cmd = std::process::Command::new(path);
-    cmd.args(args).env("CONTAINER_ID", id).env("CONTAINER_NAMESPACE", namespace);
-    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
-    // SAFETY: only dup/dup2 between fork and exec. Copies above 10 first, so
-    // placing them on 3, 4, 5 cannot clobber one another.
-    unsafe {
-        cmd.pre_exec(move || {
-            let mut high = [0; 3];
-            for (i, fd) in fds.iter().enumerate() {
-                high[i] = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 10);
-                if high[i] < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            for (i, fd) in high.iter().enumerate() {
-                if libc::dup2(*fd, 3 + i as i32) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn()?;
-    // The reaper collects it; the shim keeps no read end.
-    drop(child);
-    drop((out_r, err_r, ready_w));
-    // Ready when the logger closes fd 5 (or exits).
-    let mut ready = File::from(ready_r);
-    let mut b = [0u8; 1];
-    let _ = ready.read(&mut b);
-    Ok((File::from(out_w), File::from(err_w)))
 }

@@ -4,16 +4,21 @@
 
 mod args;
 mod console;
+mod container;
 mod events;
 mod exit_file;
+mod exits;
 mod idle;
 mod logs;
 mod metrics;
 mod oom;
 mod paths;
+mod process;
 mod reaper;
+mod rootfs;
 mod runtime;
 mod service;
+mod stdio;
 
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
@@ -111,9 +116,9 @@ fn start(args: &args::Args) -> anyhow::Result<()> {
 /// `delete`: the shim is gone; clean the container and report its exit.
 fn delete(args: &args::Args) -> anyhow::Result<()> {
     let bundle = bundle_dir(args)?;
-    let choice: service::RuntimeChoice =
-        std::fs::read(bundle.join(service::RUNTIME_CHOICE_FILE)).ok().and_then(|d| serde_json::from_slice(&d).ok()).unwrap_or(
-            service::RuntimeChoice { binary: paths::DEFAULT_RUNTIME.into(), root: Path::new(paths::RUNTIME_ROOT).join(&args.namespace) },
+    let choice: runtime::RuntimeChoice =
+        std::fs::read(bundle.join(paths::RUNTIME_CHOICE_FILE)).ok().and_then(|d| serde_json::from_slice(&d).ok()).unwrap_or(
+            runtime::RuntimeChoice { binary: paths::DEFAULT_RUNTIME.into(), root: Path::new(paths::RUNTIME_ROOT).join(&args.namespace) },
         );
     let _ = Command::new(&choice.binary)
         .arg("--root")
@@ -122,7 +127,7 @@ fn delete(args: &args::Args) -> anyhow::Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
-    let _ = nix::mount::umount2(&bundle.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
+    rootfs::unmount(&bundle.join(paths::ROOTFS));
     // The shim is gone (killed, or never cleaned up): its socket file too.
     let sock = paths::socket_path(Path::new(paths::SOCKET_DIR), &args.address, &args.namespace, &args.id);
     if UnixStream::connect(&sock).is_err() {
@@ -179,8 +184,10 @@ fn serve(args: &args::Args) -> anyhow::Result<()> {
         let reaper = reaper::Reaper::start().context("watch SIGCHLD")?;
         let ttrpc_address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
         let publisher = events::Publisher::new(ttrpc_address, args.namespace.clone());
-        let svc = service::TaskService::new(args.namespace.clone(), args.id.clone(), bundle, reaper, publisher);
-        svc.monitor_exits();
+        let container = container::Container::new(args.namespace.clone(), args.id.clone(), bundle, reaper.clone(), publisher);
+        // Subscribed before anything is spawned: no exit goes unseen.
+        container.monitor_exits(reaper.subscribe());
+        let svc = service::TaskService::new(container);
         let shutdown = svc.shutdown.clone();
         // containerd 2.x speaks containerd.task.v3.Task; 1.6 and 1.7 the same
         // messages as containerd.task.v2.Task: serve both names.
