@@ -68,7 +68,8 @@ fn main() -> anyhow::Result<()> {
     let content = Arc::new(rindd::content::ContentStore::open(&root.join("content")).context("content store")?);
     let store = Arc::new(Mutex::new(rindd::store::Store::open(&root.join("meta.db")).context("metadata store")?));
     let events_sock = state.join("events.sock");
-    let shim = ShimBinary { path: shim_path, events: events_sock.clone(), runtime };
+    let runtime_name = runtime.clone().unwrap_or_else(|| "rind-runtime".into());
+    let shim = Arc::new(ShimBinary { path: shim_path, events: events_sock.clone(), runtime });
     let paths = Paths { root: root.clone(), state: state.clone() };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("tokio runtime")?;
     rt.block_on(async {
@@ -94,7 +95,7 @@ fn main() -> anyhow::Result<()> {
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
-        let api = rindd::api::rind::RindApi { root: root.clone(), content, store, containers };
+        let api = rindd::api::rind::RindApi { root: root.clone(), content, store, containers, runtime: runtime_name };
         // Containers keep running: their shims own them, not us.
         tonic::transport::Server::builder()
             .add_service(RindServer::new(api))

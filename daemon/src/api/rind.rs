@@ -48,6 +48,8 @@ pub struct RindApi {
     pub content: Arc<ContentStore>,
     pub store: Arc<Mutex<Store>>,
     pub containers: Arc<Containers>,
+    /// The OCI runtime the shims run, as `info` shows it.
+    pub runtime: String,
 }
 
 impl RindApi {
@@ -128,7 +130,7 @@ impl Rind for RindApi {
             state: self.containers.paths.state.display().to_string(),
             cgroup_version: cgroup_version.into(),
             kernel,
-            runtime: self.containers.shim.runtime.clone().unwrap_or_else(|| "rind-runtime".into()),
+            runtime: self.runtime.clone(),
             storage_driver: "overlayfs".into(),
         }))
     }
@@ -389,3 +391,111 @@ impl Rind for RindApi {
 
 /// How long a follower sleeps between looks at a log when nothing woke it.
 pub const FOLLOW_POLL: Duration = Duration::from_millis(20);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::content::ContentError;
+    use crate::images::archive::ArchiveError;
+    use crate::images::unpack::UnpackError;
+    use crate::services::restart::RestartError;
+    use crate::services::spec::SpecError;
+    use crate::shims::ShimError;
+    use tonic::Code;
+
+    fn io(msg: &str) -> std::io::Error {
+        std::io::Error::other(msg.to_string())
+    }
+
+    fn assert_maps(cases: Vec<(Status, Code, &str)>) {
+        for (status, code, message) in cases {
+            assert_eq!((status.code(), status.message()), (code, message));
+        }
+    }
+
+    #[test]
+    fn container_status_is_not_found_for_missing_containers_and_images() {
+        assert_maps(vec![
+            (container_status(ContainerError::NotFound("web".into())), Code::NotFound, "no such container: web"),
+            (
+                container_status(ContainerError::NoImage("busybox".into())),
+                Code::NotFound,
+                "no such image: busybox (load it with `rind load -i FILE`)",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn container_status_is_failed_precondition_for_conflicts() {
+        let e = ContainerError::Conflict("cannot kill container web: it is not running".into());
+        assert_maps(vec![(container_status(e), Code::FailedPrecondition, "cannot kill container web: it is not running")]);
+    }
+
+    #[test]
+    fn container_status_is_invalid_argument_for_bad_requests() {
+        let spec = SpecError::Invalid { what: "memory", value: "lots".into(), reason: "not a size" };
+        assert_maps(vec![
+            (container_status(ContainerError::Invalid("exec needs a command".into())), Code::InvalidArgument, "exec needs a command"),
+            (container_status(ContainerError::Spec(spec)), Code::InvalidArgument, "memory \"lots\": not a size"),
+            (
+                container_status(ContainerError::Restart(RestartError::Invalid("sometimes".into()))),
+                Code::InvalidArgument,
+                "invalid restart policy \"sometimes\": use no, always, unless-stopped or on-failure[:max-retries]",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn container_status_is_internal_for_failures_of_rindd_or_its_shims() {
+        let shim = ShimError::Call { call: "kill", message: "process already finished".into(), not_found: true };
+        let io_err = ContainerError::Io { op: "write", path: "/run/rind/x/config.json".into(), source: io("no space left on device") };
+        let image = ContainerError::ImageConfig { digest: "sha256:ab".into(), message: "missing rootfs".into() };
+        assert_maps(vec![
+            // A row that vanished under a verb is rindd's failure, not the caller's.
+            (container_status(ContainerError::Store(StoreError::NotFound("abc".into()))), Code::Internal, "container abc not found"),
+            (container_status(ContainerError::Shim(shim)), Code::Internal, "shim kill: process already finished"),
+            (container_status(io_err), Code::Internal, "write /run/rind/x/config.json: no space left on device"),
+            (container_status(image), Code::Internal, "image config sha256:ab: missing rootfs"),
+        ]);
+    }
+
+    #[test]
+    fn status_of_is_invalid_argument_for_bad_archives_and_images() {
+        let hostile = UnpackError::Hostile { entry: "../etc/passwd".into(), reason: "escapes the layer" };
+        assert_maps(vec![
+            (
+                status_of(ImageError::Archive(ArchiveError::Invalid { what: "manifest.json".into(), reason: "no such entry".into() })),
+                Code::InvalidArgument,
+                "manifest.json: no such entry",
+            ),
+            (status_of(ImageError::Unpack(hostile)), Code::InvalidArgument, "layer entry \"../etc/passwd\" refused: escapes the layer"),
+            (
+                status_of(ImageError::Config { digest: "sha256:ab".into(), reason: "2 diff_ids for 3 layers".into() }),
+                Code::InvalidArgument,
+                "image config sha256:ab: 2 diff_ids for 3 layers",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn status_of_is_not_found_for_a_missing_row() {
+        assert_maps(vec![(status_of(ImageError::Store(StoreError::NotFound("abc".into()))), Code::NotFound, "container abc not found")]);
+    }
+
+    #[test]
+    fn status_of_is_internal_for_failures_of_rindd() {
+        assert_maps(vec![
+            (status_of(ImageError::Content(ContentError::NotFound("sha256:ab".into()))), Code::Internal, "blob sha256:ab not found"),
+            (
+                status_of(ImageError::Unpack(UnpackError::Exists("/var/lib/rind/snapshots/ab".into()))),
+                Code::Internal,
+                "/var/lib/rind/snapshots/ab already exists",
+            ),
+            (
+                status_of(ImageError::Io { op: "remove", path: "/var/lib/rind/snapshots/ab".into(), source: io("busy") }),
+                Code::Internal,
+                "remove /var/lib/rind/snapshots/ab: busy",
+            ),
+        ]);
+    }
+}

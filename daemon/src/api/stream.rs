@@ -15,7 +15,7 @@ use tonic::{Status, Streaming};
 use super::rind::{container_status, BoxStream, FOLLOW_POLL};
 use crate::services::containers::{Containers, ExecRequest};
 use crate::services::logs::{self, Follower, Record};
-use crate::shims::Shim;
+use crate::shims::TaskApi;
 
 type Tx = mpsc::Sender<Result<AttachOut, Status>>;
 
@@ -55,7 +55,13 @@ async fn open_writer(path: &Path) -> Option<tokio::net::unix::pipe::Sender> {
 }
 
 /// Forwards the client's stdin, resizes and close to the process.
-async fn pump_input(mut input: Streaming<AttachIn>, stdin: Option<PathBuf>, shim: impl Fn() -> Option<Shim>, id: String, exec_id: String) {
+async fn pump_input(
+    mut input: Streaming<AttachIn>,
+    stdin: Option<PathBuf>,
+    shim: impl Fn() -> Option<Arc<dyn TaskApi>>,
+    id: String,
+    exec_id: String,
+) {
     use tokio::io::AsyncWriteExt;
     let mut writer: Option<tokio::net::unix::pipe::Sender> = None;
     while let Ok(Some(m)) = input.message().await {
@@ -136,7 +142,7 @@ pub async fn attach(containers: Arc<Containers>, mut input: Streaming<AttachIn>)
                 _ = tokio::time::sleep(FOLLOW_POLL) => {
                     polls += 1;
                     // Now and then ask the database too (a lagged receiver misses events).
-                    if polls % 25 == 0 {
+                    if polls.is_multiple_of(25) {
                         match containers.get(&id) {
                             Ok(r) if !matches!(r.status.as_str(), "running" | "paused" | "created")
                                 && (was_live || r.started_at != started_at) => {

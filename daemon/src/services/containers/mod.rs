@@ -1,5 +1,6 @@
 //! Containers: what the user asks for goes to the database first; each
-//! running container is owned by its shim, which rindd drives over ttrpc.
+//! running container is owned by its shim, which rindd drives over ttrpc
+//! (through `ShimLauncher` and `TaskApi`; the tests' fake is `fake.rs`).
 //!
 //! ```text
 //! --root/containers/<id>/   upper/ work/ <id>.log hostname hosts resolv.conf
@@ -24,13 +25,15 @@ use tokio::sync::{broadcast, mpsc};
 use super::restart::{self, Policy};
 use super::spec::{self, RunOptions, SpecError};
 use crate::content::{ContentStore, Digest};
-use crate::shims::{Shim, ShimBinary, ShimError};
+use crate::shims::{ShimError, ShimLauncher, TaskApi};
 use crate::snapshots::{chain_ids, Snapshots};
 use crate::store::{ContainerRow, Store, StoreError};
 
 mod create;
 mod exec;
 mod exit;
+#[cfg(test)]
+mod fake;
 mod kill;
 mod pause;
 mod reconcile;
@@ -146,8 +149,10 @@ pub struct Containers {
     pub paths: Paths,
     pub store: Arc<Mutex<Store>>,
     pub content: Arc<ContentStore>,
-    pub shim: ShimBinary,
-    shims: Mutex<HashMap<String, Shim>>,
+    /// Starts shims and connects to them (the shim binary, or a test's fake).
+    launcher: Arc<dyn ShimLauncher>,
+    /// The connected shims of live containers, by container id.
+    shims: Mutex<HashMap<String, Arc<dyn TaskApi>>>,
     /// Addresses of shims told to shut down, by container.
     retired: Mutex<HashMap<String, String>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -223,7 +228,7 @@ impl Containers {
         paths: Paths,
         store: Arc<Mutex<Store>>,
         content: Arc<ContentStore>,
-        shim: ShimBinary,
+        launcher: Arc<dyn ShimLauncher>,
     ) -> (Arc<Containers>, mpsc::UnboundedReceiver<Kick>) {
         let (kick, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(4096);
@@ -231,7 +236,7 @@ impl Containers {
             paths,
             store,
             content,
-            shim,
+            launcher,
             shims: Mutex::new(HashMap::new()),
             retired: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
@@ -289,7 +294,7 @@ impl Containers {
         let shim = match shim {
             Some(s) => Some(s),
             None => match address {
-                Some(a) => tokio::time::timeout(Duration::from_secs(1), Shim::connect(&a)).await.ok().and_then(|r| r.ok()),
+                Some(a) => tokio::time::timeout(Duration::from_secs(1), self.launcher.connect(&a)).await.ok().and_then(|r| r.ok()),
                 None => None,
             },
         };
@@ -303,11 +308,11 @@ impl Containers {
             if let Err(e) = s.shutdown(id).await {
                 tracing::debug!(id, error = %e, "shutdown shim");
             }
-            self.retired.lock().expect("retired").insert(id.to_string(), s.address.clone());
+            self.retired.lock().expect("retired").insert(id.to_string(), s.address().to_string());
         }
         if !clean && bundle.is_dir() {
             // The shim is gone: its `delete` cleans runtime state and mounts.
-            if let Err(e) = self.shim.delete(id, &bundle).await {
+            if let Err(e) = self.launcher.delete(id, &bundle).await {
                 tracing::warn!(id, error = %e, "shim delete");
             }
         }
@@ -332,7 +337,7 @@ impl Containers {
         }
     }
 
-    pub(super) fn shim_of(&self, row: &ContainerRow) -> Result<Shim> {
+    pub(super) fn shim_of(&self, row: &ContainerRow) -> Result<Arc<dyn TaskApi>> {
         self.shims
             .lock()
             .expect("shims")
@@ -358,7 +363,7 @@ impl Containers {
         }
     }
 
-    pub fn shim_for(&self, id: &str) -> Result<(ContainerRow, Shim)> {
+    pub fn shim_for(&self, id: &str) -> Result<(ContainerRow, Arc<dyn TaskApi>)> {
         let row = self.get(id)?;
         if !is_live(&row.status) {
             return Err(ContainerError::Conflict(format!("container {} is not running", row.name)));

@@ -26,6 +26,10 @@ impl Containers {
             daemon_start: k.daemon_start,
         };
         if !restart::should_restart(policy, stopped) {
+            if policy != Policy::No {
+                // Said once per decision: tests wait on it rather than on time.
+                tracing::info!(id = %row.id, name = %row.name, policy = policy.name(), "not restarting");
+            }
             if c.auto_remove {
                 match self.remove(&row.id, false).await {
                     // Another kick for the same exit got there first.
@@ -64,6 +68,7 @@ impl Containers {
             return;
         }
         if now_row.desired == "stopped" && !k.daemon_start {
+            tracing::info!(id = %row.id, name = %row.name, policy = policy.name(), "not restarting: stopped during the back-off");
             let was = if row.status == "restarting" { "exited".to_string() } else { row.status.clone() };
             let _ = self.db().update_container(&row.id, |r| r.status = was);
             return;
@@ -85,5 +90,316 @@ impl Containers {
             let _ = self.db().update_container(&row.id, |r| r.restart_count += 1);
             self.kick(&row.id, false);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fake::{self, config, exited, Call, Harness};
+    use super::*;
+    use tokio::time::Instant;
+
+    /// A short run: the back-off is not reset.
+    const SHORT: Duration = Duration::from_secs(1);
+
+    fn kick(id: &str, daemon_start: bool) -> Kick {
+        Kick { id: id.into(), daemon_start }
+    }
+
+    fn launches(h: &Harness) -> usize {
+        h.shims.count(|c| matches!(c, Call::Launch { .. }))
+    }
+
+    /// Reconciles `id` once; returns how long (paused time) it took.
+    async fn reconcile(h: &Harness, id: &str, daemon_start: bool) -> Duration {
+        let t0 = Instant::now();
+        h.containers.clone().reconcile(kick(id, daemon_start)).await;
+        t0.elapsed()
+    }
+
+    /// Paused time moves only to the next timer, rounded up to the
+    /// timer wheel's millisecond.
+    fn assert_waited(elapsed: Duration, delay: Duration) {
+        assert!(elapsed >= delay && elapsed <= delay + Duration::from_millis(1), "waited {elapsed:?}, not {delay:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconcile_leaves_policy_no_exited() {
+        let h = Harness::new();
+        h.insert("a", "exited", config("no"), exited(1, SystemTime::now(), SHORT));
+        assert_eq!(reconcile(&h, "a", false).await, Duration::ZERO);
+        assert_eq!(h.row("a").expect("row").status, "exited");
+        assert_eq!(launches(&h), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconcile_restarts_always_after_the_backoff() {
+        let h = Harness::new();
+        h.insert("a", "exited", config("always"), exited(0, SystemTime::now(), SHORT));
+        let mut events = h.containers.events.subscribe();
+        assert_waited(reconcile(&h, "a", false).await, restart::backoff(0));
+        let row = h.row("a").expect("row");
+        assert_eq!(row.status, "running");
+        assert_eq!(row.restart_count, 1);
+        assert_eq!((row.exit_code, row.finished_at), (None, None), "the last exit is cleared");
+        assert_eq!(row.pid, 1001, "the pid the shim's Create returned");
+        assert_eq!(row.shim_address, Some(fake::address("a")));
+        let bundle = h.containers.paths.bundle("a").display().to_string();
+        assert_eq!(
+            h.shims.calls(),
+            [
+                Call::Launch { id: "a".into() },
+                Call::Connect { address: fake::address("a") },
+                Call::Create { id: "a".into(), bundle },
+                Call::Start { id: "a".into(), exec_id: String::new() },
+            ]
+        );
+        assert_eq!(events.try_recv().expect("an event").action, "start");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconcile_restarts_on_failure_while_retries_remain() {
+        let h = Harness::new();
+        h.insert("a", "exited", config("on-failure:2"), |r| {
+            exited(1, SystemTime::now(), SHORT)(r);
+            r.restart_count = 1;
+        });
+        assert_waited(reconcile(&h, "a", false).await, restart::backoff(1));
+        let row = h.row("a").expect("row");
+        assert_eq!((row.status.as_str(), row.restart_count), ("running", 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconcile_gives_up_on_failure_when_retries_are_used() {
+        let h = Harness::new();
+        h.insert("a", "exited", config("on-failure:2"), |r| {
+            exited(1, SystemTime::now(), SHORT)(r);
+            r.restart_count = 2;
+        });
+        reconcile(&h, "a", false).await;
+        let row = h.row("a").expect("row");
+        assert_eq!((row.status.as_str(), row.exit_code, row.restart_count), ("exited", Some(1), 2));
+        assert_eq!(launches(&h), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconcile_leaves_on_failure_exited_on_success() {
+        let h = Harness::new();
+        h.insert("a", "exited", config("on-failure"), exited(0, SystemTime::now(), SHORT));
+        reconcile(&h, "a", false).await;
+        assert_eq!(h.row("a").expect("row").status, "exited");
+        assert_eq!(launches(&h), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconcile_restarts_on_failure_when_the_shim_was_lost() {
+        let h = Harness::new();
+        h.insert("a", "dead", config("on-failure"), |r| {
+            r.finished_at = Some(now());
+            r.exit_reason = Some("exit status unknown (shim lost)".into());
+        });
+        reconcile(&h, "a", false).await;
+        assert_eq!(h.row("a").expect("row").status, "running");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconcile_restarts_unless_stopped_after_its_own_exit() {
+        let h = Harness::new();
+        h.insert("a", "exited", config("unless-stopped"), exited(0, SystemTime::now(), SHORT));
+        reconcile(&h, "a", false).await;
+        assert_eq!(h.row("a").expect("row").status, "running");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconcile_leaves_user_stopped_containers_stopped() {
+        for policy in ["always", "unless-stopped", "on-failure"] {
+            let h = Harness::new();
+            h.insert("a", "exited", config(policy), |r| {
+                exited(137, SystemTime::now(), SHORT)(r);
+                r.desired = "stopped".into();
+            });
+            reconcile(&h, "a", false).await;
+            assert_eq!(h.row("a").expect("row").status, "exited", "{policy}");
+            assert_eq!(launches(&h), 0, "{policy}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconcile_backoff_doubles_with_the_restart_count() {
+        let h = Harness::new();
+        h.insert("a", "exited", config("always"), |r| {
+            exited(1, SystemTime::now(), SHORT)(r);
+            r.restart_count = 3;
+        });
+        let elapsed = reconcile(&h, "a", false).await;
+        assert_eq!(restart::backoff(3), Duration::from_millis(800));
+        assert_waited(elapsed, restart::backoff(3));
+        assert_eq!(h.row("a").expect("row").restart_count, 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconcile_backoff_resets_after_a_long_run() {
+        let h = Harness::new();
+        h.insert("a", "exited", config("always"), |r| {
+            exited(1, SystemTime::now(), restart::RESET_AFTER + SHORT)(r);
+            r.restart_count = 5;
+        });
+        assert_waited(reconcile(&h, "a", false).await, restart::backoff(0));
+        let row = h.row("a").expect("row");
+        assert_eq!((row.status.as_str(), row.restart_count), ("running", 1), "counted afresh");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconcile_shows_restarting_during_the_backoff() {
+        let h = Harness::new();
+        h.insert("a", "exited", config("always"), exited(1, SystemTime::now(), SHORT));
+        let task = tokio::spawn(h.containers.clone().reconcile(kick("a", false)));
+        wait_for_status(&h, "a", "restarting").await;
+        // Time stands still while this task is busy: the back-off is not over.
+        assert_eq!(launches(&h), 0);
+        task.await.expect("reconcile");
+        assert_eq!(h.row("a").expect("row").status, "running");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconcile_lets_a_stop_during_the_backoff_win() {
+        let h = Harness::new();
+        h.insert("a", "exited", config("always"), exited(1, SystemTime::now(), SHORT));
+        let task = tokio::spawn(h.containers.clone().reconcile(kick("a", false)));
+        wait_for_status(&h, "a", "restarting").await;
+        h.containers.stop("a", None).await.expect("stop");
+        task.await.expect("reconcile");
+        let row = h.row("a").expect("row");
+        assert_eq!((row.status.as_str(), row.desired.as_str(), row.exit_code), ("exited", "stopped", Some(1)));
+        assert_eq!(launches(&h), 0, "not restarted");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconcile_lets_a_removal_during_the_backoff_win() {
+        let h = Harness::new();
+        h.insert("a", "exited", config("always"), exited(1, SystemTime::now(), SHORT));
+        let task = tokio::spawn(h.containers.clone().reconcile(kick("a", false)));
+        wait_for_status(&h, "a", "restarting").await;
+        h.containers.remove("a", false).await.expect("remove");
+        task.await.expect("reconcile");
+        assert_eq!(h.row("a"), None);
+        assert_eq!(launches(&h), 0, "not restarted");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconcile_restarts_once_for_two_kicks_of_one_exit() {
+        let h = Harness::new();
+        h.insert("a", "exited", config("always"), exited(1, SystemTime::now(), SHORT));
+        let c = &h.containers;
+        tokio::join!(c.clone().reconcile(kick("a", false)), c.clone().reconcile(kick("a", false)));
+        assert_eq!(launches(&h), 1);
+        let row = h.row("a").expect("row");
+        assert_eq!((row.status.as_str(), row.restart_count), ("running", 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconcile_retries_a_failed_restart_with_a_longer_backoff() {
+        let mut h = Harness::new();
+        h.insert("a", "exited", config("always"), exited(1, SystemTime::now(), SHORT));
+        h.shims.fail_create("a", "exec: \"nope\": executable file not found in $PATH");
+        reconcile(&h, "a", false).await;
+        let row = h.row("a").expect("row");
+        assert_eq!(row.status, "exited");
+        assert_eq!(row.exit_code, Some(127), "docker's code for a command not found");
+        assert_eq!(row.exit_reason.as_deref(), Some("shim create: exec: \"nope\": executable file not found in $PATH"));
+        assert_eq!((row.pid, row.shim_address), (0, None));
+        assert!(!h.containers.paths.bundle("a").exists(), "the failed start is torn down");
+        assert!(h.shims.calls().contains(&Call::Shutdown { id: "a".into() }), "its shim is told to go");
+        assert_eq!(row.restart_count, 1, "the next back-off is longer");
+        let kicks = h.kicks();
+        assert!(kicks.len() == 1 && kicks[0].id == "a" && !kicks[0].daemon_start, "{kicks:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconcile_removes_auto_remove_containers_after_exit() {
+        let h = Harness::new();
+        let c = Config { auto_remove: true, ..config("no") };
+        h.insert("a", "exited", c, exited(0, SystemTime::now(), SHORT));
+        let data = h.containers.paths.data("a");
+        assert!(data.is_dir());
+        let mut events = h.containers.events.subscribe();
+        reconcile(&h, "a", false).await;
+        assert_eq!(h.row("a"), None);
+        assert!(!data.exists(), "its data is gone too");
+        assert_eq!(events.try_recv().expect("an event").action, "destroy");
+        assert_eq!(launches(&h), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconcile_leaves_live_and_created_containers_alone() {
+        let h = Harness::new();
+        h.insert("r", "running", config("always"), |_| {});
+        h.insert("c", "created", config("always"), |_| {});
+        reconcile(&h, "r", true).await;
+        reconcile(&h, "c", true).await;
+        assert_eq!(h.row("r").expect("row").status, "running");
+        assert_eq!(h.row("c").expect("row").status, "created");
+        assert!(h.shims.calls().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn daemon_start_restarts_always_at_once_even_if_user_stopped() {
+        let h = Harness::new();
+        h.insert("a", "exited", config("always"), |r| {
+            exited(137, SystemTime::now(), SHORT)(r);
+            r.desired = "stopped".into();
+        });
+        assert_eq!(reconcile(&h, "a", true).await, Duration::ZERO, "no back-off at daemon start");
+        let row = h.row("a").expect("row");
+        assert_eq!((row.status.as_str(), row.desired.as_str()), ("running", "running"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn daemon_start_leaves_user_stopped_unless_stopped_alone() {
+        let h = Harness::new();
+        h.insert("a", "exited", config("unless-stopped"), |r| {
+            exited(137, SystemTime::now(), SHORT)(r);
+            r.desired = "stopped".into();
+        });
+        reconcile(&h, "a", true).await;
+        let row = h.row("a").expect("row");
+        assert_eq!((row.status.as_str(), row.desired.as_str()), ("exited", "stopped"));
+        assert_eq!(launches(&h), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn daemon_start_restarts_what_recover_found_exited() {
+        let mut h = Harness::new();
+        let stopped = |r: &mut ContainerRow| {
+            exited(137, SystemTime::now(), SHORT)(r);
+            r.desired = "stopped".into();
+        };
+        h.insert("always", "exited", config("always"), stopped);
+        h.insert("unless", "exited", config("unless-stopped"), stopped);
+        // Died while rindd was down: its shim is gone, its exit file says 1.
+        h.insert("onfail", "running", config("on-failure"), |_| {});
+        let bundle = h.bundle("onfail");
+        std::fs::write(bundle.join("exit"), r#"{"pid":100,"status":1,"exited_at":"2024-01-01T00:00:00.5Z"}"#).expect("exit file");
+        h.shims.script("onfail", fake::Script::Unreachable);
+        h.containers.recover().await.expect("recover");
+        for k in h.kicks() {
+            h.containers.clone().reconcile(k).await;
+        }
+        let status = |id| h.row(id).expect("row").status;
+        assert_eq!(status("always"), "running");
+        assert_eq!(status("unless"), "exited");
+        assert_eq!(status("onfail"), "running");
+        assert_eq!(launches(&h), 2);
+    }
+
+    /// Yields (time stands still meanwhile) until `id` has this status.
+    async fn wait_for_status(h: &Harness, id: &str, status: &str) {
+        for _ in 0..1000 {
+            if h.row(id).is_some_and(|r| r.status == status) {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("{id} never became {status}: {:?}", h.row(id));
     }
 }

@@ -54,10 +54,10 @@ impl Containers {
         // listening on the socket a new one would use: let it go first.
         self.await_retired(&row.id).await;
         let t0 = std::time::Instant::now();
-        let address = self.shim.start(&row.id, &bundle).await?;
+        let address = self.launcher.start(&row.id, &bundle).await?;
         tracing::debug!(id = %row.id, ms = t0.elapsed().as_secs_f64() * 1000.0, "shim started");
         let started = async {
-            let shim = Shim::connect(&address).await?;
+            let shim = self.launcher.connect(&address).await?;
             self.shims.lock().expect("shims").insert(row.id.clone(), shim.clone());
             self.db().update_container(&row.id, |r| r.shim_address = Some(address.clone()))?;
             let pid = shim.create(req).await?;
