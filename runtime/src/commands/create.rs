@@ -3,7 +3,6 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{self, Signal};
@@ -167,7 +166,7 @@ pub fn create(g: &GlobalOpts, a: &CreateArgs) -> Result<State, CreateError> {
     let seccomp_listener = match linux.seccomp().as_ref().filter(|s| seccomp::uses_notify(s)) {
         Some(s) => {
             let path = s.listener_path().clone().expect("validated by seccomp::build");
-            let sock = UnixStream::connect(&path).map_err(|source| CreateError::Io { op: "connect to seccomp listener", path, source })?;
+            let sock = paths::connect(&path).map_err(|source| CreateError::Io { op: "connect to seccomp listener", path, source })?;
             Some((sock, s.listener_metadata().clone().unwrap_or_default()))
         }
         None => None,
@@ -175,7 +174,7 @@ pub fn create(g: &GlobalOpts, a: &CreateArgs) -> Result<State, CreateError> {
     let console = a
         .console_socket
         .as_ref()
-        .map(|p| UnixStream::connect(p).map_err(|source| CreateError::Console { path: p.clone(), source }))
+        .map(|p| paths::connect(p).map_err(|source| CreateError::Console { path: p.clone(), source }))
         .transpose()?;
     if process.terminal() == Some(true) && console.is_none() {
         return Err(CreateError::Invalid("process.terminal is set: --console-socket is required".into()));
@@ -203,7 +202,7 @@ pub fn create(g: &GlobalOpts, a: &CreateArgs) -> Result<State, CreateError> {
         join.push((*t, path.clone(), namespaces::open(*t, path)?));
     }
     let start_path = dir.join(paths::START_SOCKET);
-    let start = UnixListener::bind(&start_path).map_err(|source| CreateError::Io { op: "listen on", path: start_path, source })?;
+    let start = paths::bind(&start_path).map_err(|source| CreateError::Io { op: "listen on", path: start_path, source })?;
     let available = caps::read(None, caps::CapSet::Bounding).unwrap_or_default();
     let hook_state = HookState {
         oci_version: state::OCI_VERSION.into(),

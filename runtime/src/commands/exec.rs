@@ -1,7 +1,7 @@
 //! `exec`: run a new process in a running container, in all its namespaces
 //! and its cgroup, with its own user, capabilities, env, cwd and terminal.
 
-use std::os::unix::net::UnixStream;
+use crate::paths;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
@@ -105,7 +105,7 @@ pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> anyhow::Result<i32> {
     let seccomp_listener = match linux.seccomp().as_ref().filter(|s| seccomp::uses_notify(s)) {
         Some(s) => {
             let path = s.listener_path().clone().expect("validated by seccomp::build");
-            let sock = UnixStream::connect(&path).with_context(|| format!("connect to seccomp listener {}", path.display()))?;
+            let sock = paths::connect(&path).with_context(|| format!("connect to seccomp listener {}", path.display()))?;
             Some((sock, s.listener_metadata().clone().unwrap_or_default()))
         }
         None => None,
@@ -113,7 +113,7 @@ pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> anyhow::Result<i32> {
     let console = a
         .console_socket
         .as_ref()
-        .map(|p| UnixStream::connect(p).with_context(|| format!("connect to console socket {}", p.display())))
+        .map(|p| paths::connect(p).with_context(|| format!("connect to console socket {}", p.display())))
         .transpose()?;
     if process.terminal() == Some(true) && console.is_none() {
         bail!("--tty needs --console-socket");

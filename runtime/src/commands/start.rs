@@ -2,7 +2,6 @@
 //! executed the user's program (the start connection closes at execve).
 
 use std::io::Read;
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 use crate::paths;
@@ -30,7 +29,7 @@ pub fn start(root: &Path, id: &str) -> Result<(), StartError> {
         return Err(StateError::BadStatus { verb: "start", id: id.into(), status }.into());
     }
     let sock = st.dir(root).join(paths::START_SOCKET);
-    let mut conn = UnixStream::connect(&sock).map_err(|source| StartError::Connect { id: id.into(), source })?;
+    let mut conn = paths::connect(&sock).map_err(|source| StartError::Connect { id: id.into(), source })?;
     let mut msg = String::new();
     let _ = conn.read_to_string(&mut msg);
     let _ = std::fs::remove_file(&sock);
