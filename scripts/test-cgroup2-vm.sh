@@ -15,7 +15,7 @@ cargo build --workspace --locked
 
 # The tests that touch cgroups, by test binary: runtime limits, devices,
 # pause/update/events/OOM; the shim's stats, OOM and pause; rindd's resource
-# flags, stats and cleanup.
+# flags, stats and cleanup; Docker and podman with rind-runtime vs runc.
 selection() {
   cat <<'EOF'
 runtime_isolation cgroup_namespace_hides_the_host_path cgroup_limits_are_applied_and_removed pids_limit_is_enforced default_and_configured_devices device_rules_apply_in_order
@@ -24,6 +24,7 @@ runtime_lifecycle kill_all_signals_every_process
 shim_task_api events_in_order_with_oom
 shim_containerd ctr_runs_containers_through_the_rind_shim
 daemon_containers each_run_flag_is_visible_inside rm_f_of_everything_leaves_nothing events_stats_kill_restart_follow_prune_info run_exec_logs_stop_rm_round_trip
+runtime_engines docker_cgroup_cases_match_runc docker_lifecycle_and_terminals_match_runc podman_cgroup_cases_match_runc podman_lifecycle_and_terminals_match_runc
 EOF
 }
 

@@ -491,7 +491,7 @@ fn print_containers(list: Vec<Container>, quiet: bool, format: Option<&str>) {
         }
         return;
     }
-    println!("{:<14}{:<20}{:<28}{:<30}{}", "CONTAINER ID", "IMAGE", "COMMAND", "STATUS", "NAMES");
+    println!("{:<14}{:<20}{:<28}{:<30}NAMES", "CONTAINER ID", "IMAGE", "COMMAND", "STATUS");
     for x in list {
         let mut cmd = format!("\"{}\"", x.command);
         if cmd.len() > 24 {
@@ -534,7 +534,7 @@ fn since_arg(s: &str) -> String {
 async fn images(c: &mut RindClient<Channel>, quiet: bool) -> anyhow::Result<i32> {
     let r = c.list_images(ListImagesRequest {}).await.map_err(status)?.into_inner();
     if !quiet {
-        println!("{:<40} {:<14} {:<8} {}", "NAME", "IMAGE ID", "LAYERS", "SIZE");
+        println!("{:<40} {:<14} {:<8} SIZE", "NAME", "IMAGE ID", "LAYERS");
     }
     for i in r.images {
         if quiet {
@@ -798,7 +798,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 if !no_stream {
                     print!("\x1b[2J\x1b[H");
                 }
-                println!("{:<14}{:<24}{:<9}{:<24}{}", "CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "PIDS");
+                println!("{:<14}{:<24}{:<9}{:<24}PIDS", "CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT");
                 for x in r.stats {
                     let limit =
                         if x.memory_limit == 0 || x.memory_limit >= 1 << 60 { "unlimited".into() } else { format::size(x.memory_limit) };

@@ -152,11 +152,14 @@ impl Drop for Containerd {
                 }
             }
         }
-        std::thread::sleep(Duration::from_millis(100));
         for base in cgroup_bases(&self.namespace) {
             if let Ok(rd) = fs::read_dir(&base) {
                 for e in rd.flatten().filter(|e| e.path().is_dir()) {
-                    let _ = fs::remove_dir(e.path());
+                    // A killed process leaves its cgroup once it is reaped: rmdir until it goes.
+                    let end = std::time::Instant::now() + crate::patience(Duration::from_secs(5));
+                    while fs::remove_dir(e.path()).is_err() && e.path().exists() && std::time::Instant::now() < end {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
                 }
             }
             let _ = fs::remove_dir(&base);

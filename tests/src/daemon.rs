@@ -63,7 +63,7 @@ impl Daemon {
     pub fn wait_for(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
         let t0 = std::time::Instant::now();
         while !f() {
-            assert!(t0.elapsed() < timeout, "timed out waiting for {what}; rindd's log:\n{}", self.log());
+            assert!(t0.elapsed() < crate::patience(timeout), "timed out waiting for {what}; rindd's log:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(20));
         }
     }

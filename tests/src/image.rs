@@ -66,3 +66,37 @@ pub fn write_oci_archive_with(rootfs: &Path, name: &str, image_config: serde_jso
     }
     ar.finish().unwrap();
 }
+
+/// Packs `rootfs` as a one-layer image in `docker save`'s layout
+/// (manifest.json, the config, a layer tar), tagged `name`: what Docker
+/// 20.10's `docker load` reads (it has no OCI layout support).
+pub fn write_docker_archive(rootfs: &Path, name: &str, cmd: &[&str], out: &Path) {
+    let mut layer = tar::Builder::new(Vec::new());
+    layer.follow_symlinks(false);
+    layer.append_dir_all(".", rootfs).unwrap();
+    let layer = layer.into_inner().unwrap();
+    let diff_id = digest(&layer);
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Cmd": cmd, "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "WorkingDir": "/"},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [{"created_by": "rind tests"}]
+    }))
+    .unwrap();
+    let config_name = format!("{}.json", digest(&config).trim_start_matches("sha256:"));
+    let layer_name = format!("{}/layer.tar", diff_id.trim_start_matches("sha256:"));
+    let manifest = serde_json::to_vec(&json!([{"Config": config_name, "RepoTags": [name], "Layers": [layer_name]}])).unwrap();
+    let mut ar = tar::Builder::new(fs::File::create(out).unwrap());
+    let mut add = |path: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        ar.append_data(&mut h, path, data).unwrap();
+    };
+    add("manifest.json", &manifest);
+    add(&config_name, &config);
+    add(&layer_name, &layer);
+    ar.finish().unwrap();
+}

@@ -143,7 +143,7 @@ impl Container<'_> {
     }
     /// Waits until the container's status is `want`.
     pub fn wait_status(&self, want: &str, timeout: Duration) {
-        let end = Instant::now() + timeout;
+        let end = Instant::now() + patience(timeout);
         loop {
             let s = self.status();
             if s == want {
@@ -269,11 +269,40 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Waits for a condition, failing the test after `timeout`.
+/// How many times slower than a quiet machine this one runs: measured once
+/// per test process (the median of a few fork+exec of the static busybox,
+/// about 1 ms on a quiet host), or taken from `RIND_TEST_SLOWNESS`. Tests
+/// assert behaviour, not speed; where a bound on time is unavoidable (a
+/// deadline for something that must happen) it is scaled by this.
+pub fn slowness() -> f64 {
+    static FACTOR: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *FACTOR.get_or_init(|| {
+        if let Some(f) = std::env::var("RIND_TEST_SLOWNESS").ok().and_then(|s| s.parse::<f64>().ok()) {
+            return f.max(1.0);
+        }
+        let mut runs: Vec<Duration> = (0..7)
+            .map(|_| {
+                let t = Instant::now();
+                let _ = Command::new(busybox_path()).arg("true").stdin(Stdio::null()).status();
+                t.elapsed()
+            })
+            .collect();
+        runs.sort();
+        const QUIET: f64 = 0.002;
+        (runs[runs.len() / 2].as_secs_f64() / QUIET).clamp(1.0, 60.0)
+    })
+}
+
+/// A deadline of `d` on a quiet machine, scaled by [`slowness`].
+pub fn patience(d: Duration) -> Duration {
+    d.mul_f64(slowness())
+}
+
+/// Waits for a condition, failing the test after `timeout` (scaled by [`slowness`]).
 pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + timeout;
+    let end = Instant::now() + patience(timeout);
     while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
+        assert!(Instant::now() < end, "timed out waiting for {what} (slowness factor {:.1})", slowness());
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -321,6 +350,7 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
 
 pub mod containerd;
 pub mod daemon;
+pub mod engines;
 pub mod image;
 
 /// Receives one fd sent with SCM_RIGHTS, and the bytes that came with it.

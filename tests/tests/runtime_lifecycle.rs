@@ -221,7 +221,7 @@ fn concurrent_starts_are_serialised() {
     let c = rt.create(&b, &id);
     let mut children: Vec<_> = (0..4).map(|_| rt.cmd().args(["start", &id]).stderr(std::process::Stdio::null()).spawn().unwrap()).collect();
     // A start that hangs counts as a failure (runc 1.1 hangs here), and is killed.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + patience(Duration::from_secs(10));
     let mut oks = 0;
     for ch in &mut children {
         loop {
@@ -279,11 +279,11 @@ fn kill_all_signals_every_process() {
 #[test]
 fn kill_accepts_names_and_numbers() {
     let rt = Runtime::new();
-    let b = Bundle::new(&["sh", "-c", "trap 'echo got-usr1' USR1; while true; do sleep 0.05; done"]);
+    let b = Bundle::new(&["sh", "-c", "trap 'echo got-usr1' USR1; echo trapped; while true; do sleep 0.05; done"]);
     let id = unique_id("sig");
     let c = rt.create(&b, &id);
     c.start();
-    std::thread::sleep(Duration::from_millis(200));
+    wait_until("the trap installed", Duration::from_secs(5), || b.stdout().contains("trapped"));
     rt.ok(&["kill", &id, "USR1"]);
     wait_until("trap output", Duration::from_secs(5), || b.stdout().contains("got-usr1"));
     rt.ok(&["kill", &id, "9"]);

@@ -107,7 +107,7 @@ fn events_stream_reports_oom_kills() {
     let reader = BufReader::new(ev.stdout.take().unwrap());
     let mut saw_oom = false;
     let mut saw_stats = false;
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + patience(Duration::from_secs(20));
     for line in reader.lines() {
         let v: Value = serde_json::from_str(&line.unwrap()).unwrap();
         saw_stats |= v["type"] == "stats";

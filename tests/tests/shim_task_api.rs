@@ -188,13 +188,11 @@ fn events_in_order_with_oom() {
         let addr = start_shim_env(b.path(), &id, &[("TTRPC_ADDRESS", events_sock.to_str().unwrap())]);
         let status = run_task(&addr, &id, b.path(), "", "").await;
         assert_eq!(status, 137, "the OOM killer's SIGKILL");
-        for _ in 0..100 {
-            if seen.lock().unwrap().iter().any(|e| e.starts_with("/tasks/delete")) {
-                break;
-            }
+        let deadline = std::time::Instant::now() + patience(Duration::from_secs(5));
+        let both = |s: &[String]| s.iter().any(|e| e.starts_with("/tasks/delete")) && s.iter().any(|e| e.starts_with("/tasks/oom"));
+        while !both(&seen.lock().unwrap()) && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
         let _ = server.shutdown().await;
     });
     let seen = seen.lock().unwrap().clone();
