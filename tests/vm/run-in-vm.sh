@@ -126,7 +126,7 @@ FS_ARGS=(-fsdev "local,id=fsroot,path=/,security_model=none,readonly=on,multidev
          -device "virtio-9p-pci,fsdev=fsroot,mount_tag=hostroot"
          -fsdev "local,id=fsshare,path=${SHARE//,/,,},security_model=$SECMODEL,multidevs=remap"
          -device "virtio-9p-pci,fsdev=fsshare,mount_tag=share")
-CMDLINE="console=ttyS0 ${RIND_VM_APPEND:-quiet loglevel=3} panic=-1 mitigations=off cryptomgr.notests $KAPPEND systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all vm.ctl=$CTL"
+CMDLINE="console=ttyS0 ${RIND_VM_APPEND:-quiet loglevel=3} panic=-1 mitigations=off cryptomgr.notests $KAPPEND systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all apparmor=0 vm.ctl=$CTL"
 
 # boot SECS WATCHDOG: one boot, killed after SECS (QRC=124) or after WATCHDOG
 # seconds without a "start" line (0: no watchdog). Sets QRC, QEMU's status.
