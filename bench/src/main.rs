@@ -6,8 +6,11 @@
 //!   rind-bench shim [--containers N] [--runs N]   idle shim RSS/PSS and `ctr run --rm` vs the runc shim
 //!   rind-bench daemon [--containers N] [--runs N] `rind run --rm` vs `ctr run --rm` (runc), reconcile
 //!                                            time of N running containers, idle rindd RSS
+//!   rind-bench engines [--runs N]            `docker run --rm` and `podman run --rm` with
+//!                                            rind-runtime vs runc
 
 mod daemon;
+mod engines;
 mod runtime;
 mod shim;
 
@@ -20,13 +23,14 @@ fn main() -> anyhow::Result<()> {
             let n = args.iter().position(|a| a == "--containers").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(100);
             daemon::bench(n, runs)
         }
+        Some("engines") => engines::bench(runs),
         Some("shim") => {
             let n = args.iter().position(|a| a == "--containers").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(50);
             shim::bench(n, runs)
         }
         _ => {
             eprintln!(
-                "usage: rind-bench runtime [--runs N] [--full] | shim [--containers N] [--runs N] | daemon [--containers N] [--runs N]"
+                "usage: rind-bench runtime [--runs N] [--full] | shim [--containers N] [--runs N] | daemon [--containers N] [--runs N] | engines [--runs N]"
             );
             std::process::exit(2);
         }
