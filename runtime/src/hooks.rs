@@ -4,12 +4,14 @@
 //!
 //! | hook            | where                           | state.status | on failure            |
 //! |-----------------|---------------------------------|--------------|-----------------------|
-//! | prestart        | runtime, during create          | creating     | create fails          |
-//! | createRuntime   | runtime, during create          | creating     | create fails          |
-//! | createContainer | container namespaces, pre-pivot | creating     | create fails          |
+//! | prestart        | runtime, during create          | created      | create fails          |
+//! | createRuntime   | runtime, during create          | created      | create fails          |
+//! | createContainer | container namespaces, pre-pivot | created      | create fails          |
 //! | startContainer  | container, before the exec      | created      | start fails           |
 //! | poststart       | runtime, after the exec         | running      | warning, next hook    |
 //! | poststop        | runtime, after delete           | stopped      | warning, next hook    |
+//!
+//! The status column is [`status_for`]'s; its doc gives the reasons.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -21,9 +23,11 @@ use std::time::{Duration, Instant};
 use oci_spec::runtime::Hook;
 use serde::{Deserialize, Serialize};
 
+use crate::state::Status;
+
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
-    #[error("{kind} hook {path}: {source}")]
+    #[error("{kind} hook {path}")]
     Spawn {
         kind: &'static str,
         path: PathBuf,
@@ -50,8 +54,32 @@ pub struct HookState {
 }
 
 impl HookState {
-    pub fn with(&self, status: &str, pid: i32) -> HookState {
-        HookState { status: status.into(), pid, ..self.clone() }
+    pub fn with(&self, status: Status, pid: i32) -> HookState {
+        HookState { status: status.to_string(), pid, ..self.clone() }
+    }
+}
+
+/// The `status` a hook of `kind` reads on stdin, from runtime-spec's
+/// runtime.md: `creating` is "the container is being created (step 2 in the
+/// lifecycle)"; `created` is "after step 2 […], and the container process has
+/// neither exited nor executed the user-specified program"; `running` is
+/// after step 8, `stopped` once it has exited.
+/// - prestart, createRuntime and createContainer are lifecycle steps 3, 4 and
+///   5: after step 2, so `created`. crun says `created` for all three and the
+///   runtime-tools suite (validation/hooks_stdin) checks it for prestart; runc
+///   says `creating`, which the spec ties to step 2 alone.
+/// - startContainer is step 7, after `start` but before the user's program
+///   runs: still `created` by the same definition. crun says `starting`, a
+///   status of its own; the spec allows extra values only "to represent new
+///   runtime states not defined above", and this one is defined.
+/// - poststart is step 9, after the program was executed: `running`.
+/// - poststop is step 13, after the process exited (step 10): `stopped`.
+pub fn status_for(kind: &str) -> Status {
+    match kind {
+        "poststart" => Status::Running,
+        "poststop" => Status::Stopped,
+        // prestart, createRuntime, createContainer, startContainer
+        _ => Status::Created,
     }
 }
 
@@ -116,7 +144,7 @@ pub fn run_all(kind: &'static str, hooks: &[Hook], state: &HookState) -> Result<
 pub fn run_all_warn(kind: &'static str, hooks: &[Hook], state: &HookState) {
     for h in hooks {
         if let Err(e) = run(kind, h, state) {
-            tracing::warn!(error = %e, "hook failed");
+            tracing::warn!(error = %rind_common::error::Chain(&e), "hook failed");
         }
     }
 }
@@ -152,6 +180,15 @@ mod tests {
         let text = std::fs::read_to_string(&out).unwrap();
         assert!(text.contains(r#""status":"creating""#) && text.contains(r#""pid":7"#), "{text}");
         assert!(text.ends_with(" argzero y\n"), "{text}");
+    }
+
+    #[test]
+    fn status_for_follows_the_spec_lifecycle() {
+        for kind in ["prestart", "createRuntime", "createContainer", "startContainer"] {
+            assert_eq!(status_for(kind), Status::Created, "{kind}");
+        }
+        assert_eq!(status_for("poststart"), Status::Running);
+        assert_eq!(status_for("poststop"), Status::Stopped);
     }
 
     #[test]

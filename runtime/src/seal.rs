@@ -25,14 +25,14 @@ use nix::sys::statvfs::{statvfs, FsFlags};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
-    #[error("protect the runtime binary {path}: {step}: {source}")]
+    #[error("protect the runtime binary {path}: {step}")]
     Sys {
         path: String,
         step: &'static str,
         #[source]
         source: nix::Error,
     },
-    #[error("protect the runtime binary: {0}")]
+    #[error("protect the runtime binary")]
     Io(#[from] io::Error),
 }
 

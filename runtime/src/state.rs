@@ -27,25 +27,25 @@ pub enum StateError {
     NotFound(String),
     #[error("container {0} already exists")]
     Exists(String),
-    #[error("lock {path}: {source}")]
+    #[error("lock {path}")]
     Lock {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("read {path}: {source}")]
+    #[error("read {path}")]
     Read {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("write {path}: {source}")]
+    #[error("write {path}")]
     Write {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("parse {path}: {source}")]
+    #[error("parse {path}")]
     Parse {
         path: PathBuf,
         #[source]
@@ -116,6 +116,10 @@ pub struct State {
     pub namespaces: Vec<String>,
     #[serde(default)]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// The mounts a container without a mount namespace made in the
+    /// runtime's (rootfs/host.rs), which delete undoes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_mounts: Vec<crate::rootfs::host::HostMount>,
 }
 
 pub fn validate_id(id: &str) -> Result<(), StateError> {
@@ -286,6 +290,15 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "a b", "../x"] {
             assert!(validate_id(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn error_messages_print_their_cause_once() {
+        let e = StateError::Read { path: "/run/x/state.json".into(), source: io::Error::from_raw_os_error(libc::EACCES) };
+        let text = rind_common::error::chain(&e);
+        assert_eq!(text, "read /run/x/state.json: Permission denied (os error 13)");
+        let e = crate::rootfs::RootfsError::Mount { what: "proc".into(), target: "/r/proc".into(), source: nix::Error::EPERM };
+        assert_eq!(rind_common::error::chain(&e).matches("EPERM").count(), 1, "{}", rind_common::error::chain(&e));
     }
 
     #[test]

@@ -102,6 +102,82 @@ fn no_pivot_uses_move_and_chroot() {
     assert_eq!(b.stdout().trim(), "/bin/busybox");
 }
 
+/// A bundle whose config lists every namespace but mount.
+fn no_mount_ns_bundle(rt: &Runtime, args: &[&str]) -> Bundle {
+    let mut b = Bundle::new(args);
+    b.linux()["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "mount");
+    if rt.bin.ends_with("runc") {
+        // runc refuses these without a mount namespace ("unable to restrict
+        // sys entries without a private MNT namespace"); crun and rind apply them.
+        b.linux().remove("maskedPaths");
+        b.linux().remove("readonlyPaths");
+    }
+    fs::write(b.rootfs().join("etc/marker"), "in-rootfs\n").unwrap();
+    b
+}
+
+/// The propagation fields ("shared:N", "master:N") of each mount at `mount_point`.
+fn propagation(mount_point: &str) -> Vec<String> {
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.get(4) == Some(&mount_point))
+        .map(|f| f[6..].iter().take_while(|x| **x != "-").copied().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+#[test]
+fn no_mount_namespace_runs_in_the_runtimes_own() {
+    // config-linux.md: a namespace type not listed is inherited from the runtime.
+    let rt = Runtime::new();
+    let b = no_mount_ns_bundle(&rt, &["sh", "-c", "cat /etc/marker; exec sleep 1000"]);
+    let id = unique_id("nomntns");
+    let c = rt.create(&b, &id);
+    let pid = c.pid();
+    let ns = fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap();
+    assert_eq!(ns.to_string_lossy(), host_ns("mnt"), "the container is not in the runtime's mount namespace");
+    assert_eq!(fs::read_link(format!("/proc/{pid}/root")).unwrap(), fs::canonicalize(b.rootfs()).unwrap(), "its root is not the rootfs");
+    c.start();
+    wait_until("the container's output", Duration::from_secs(5), || b.stdout() == "in-rootfs\n");
+}
+
+#[test]
+fn no_mount_namespace_leaves_the_runtimes_mounts_as_they_were() {
+    // What rind adds to runc and crun here: the host's propagation is left
+    // alone (runc makes / rslave), exec enters the container's root, and
+    // delete (or a failed create) undoes the mounts made in the runtime's
+    // namespace (both leave them).
+    let rt = Runtime::new();
+    let mut b = no_mount_ns_bundle(&rt, &["sleep", "1000"]);
+    let host_root = propagation("/");
+    let id = unique_id("nomntns");
+    let c = rt.create(&b, &id);
+    c.start();
+    assert_eq!(propagation("/"), host_root, "the runtime's / changed propagation");
+    let mounted = mounts_under(&b.rootfs());
+    let rootfs = fs::canonicalize(b.rootfs()).unwrap();
+    for want in ["proc", "dev", "sys", "sys/firmware", "proc/sys"] {
+        let path = rootfs.join(want).to_string_lossy().into_owned();
+        assert!(mounted.contains(&path), "{want} is not mounted in the runtime's namespace: {mounted:?}");
+    }
+    let out = rt.ok(&["exec", &id, "sh", "-c", "cat /etc/marker; touch /x 2>&1 || true"]);
+    let out = stdout(&out);
+    assert!(out.starts_with("in-rootfs\n"), "exec did not enter the container's root: {out}");
+    assert!(out.contains("Read-only file system"), "root.readonly was not applied: {out}");
+    drop(c);
+    assert_eq!(mounts_under(&b.rootfs()), Vec::<String>::new(), "mounts left after delete");
+    assert_eq!(propagation("/"), host_root);
+
+    // A create that fails after mounting undoes its mounts as well.
+    b.config["hooks"] = json!({"createContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 1"]}]});
+    let id = unique_id("nomntns");
+    let out = rt.create_output(&b, &id, &[]);
+    let _ = rt.exec(&["delete", "--force", &id]);
+    assert!(!out.status.success(), "a failing createContainer hook must fail create");
+    assert_eq!(mounts_under(&b.rootfs()), Vec::<String>::new(), "mounts left after a failed create");
+}
+
 #[test]
 fn bind_tmpfs_and_option_mounts() {
     let rt = Runtime::new();

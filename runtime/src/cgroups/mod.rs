@@ -22,26 +22,26 @@ use crate::paths;
 pub enum CgroupError {
     #[error("{0}")]
     Invalid(String),
-    #[error("create cgroup {path}: {source}")]
+    #[error("create cgroup {path}")]
     Create {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("write {value:?} to {path}: {source}")]
+    #[error("write {value:?} to {path}")]
     Write {
         path: PathBuf,
         value: String,
         #[source]
         source: io::Error,
     },
-    #[error("read {path}: {source}")]
+    #[error("read {path}")]
     Read {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("remove cgroup {path}: {source}")]
+    #[error("remove cgroup {path}")]
     Remove {
         path: PathBuf,
         #[source]
@@ -49,7 +49,7 @@ pub enum CgroupError {
     },
     #[error("cgroup controller {0} is not available on this host")]
     NoController(String),
-    #[error("{path}: device filter: {source}")]
+    #[error("{path}: device filter")]
     Devices {
         path: PathBuf,
         #[source]
@@ -105,6 +105,25 @@ pub fn parse_v1_mounts(mountinfo: &str) -> Vec<V1Mount> {
     out
 }
 
+/// One mount per hierarchy: the host's. mountinfo can show a hierarchy
+/// several times: binds of one of its cgroups, such as a container's
+/// /sys/fs/cgroup/<controller>, appear here when a container's mounts
+/// propagate back (shared rootfs propagation) or when a container has no
+/// mount namespace of its own. The hierarchy's root mounted under the cgroup
+/// root wins; else its root anywhere; else the first mount seen.
+pub fn host_v1_mounts(cgroup_root: &Path, mounts: Vec<V1Mount>) -> Vec<V1Mount> {
+    let rank = |m: &V1Mount| (m.root != Path::new("/"), !m.mount_point.starts_with(cgroup_root));
+    let mut best: Vec<V1Mount> = Vec::new();
+    for m in mounts {
+        match best.iter_mut().find(|b| b.controllers == m.controllers) {
+            Some(b) if rank(&m) < rank(b) => *b = m,
+            Some(_) => {}
+            None => best.push(m),
+        }
+    }
+    best
+}
+
 /// This process's cgroup in the hierarchy with `controllers` ("" for v2),
 /// from /proc/self/cgroup text.
 pub fn own_cgroup(proc_cgroup: &str, controllers: &str) -> Option<PathBuf> {
@@ -140,7 +159,7 @@ pub fn resolve(cgroup_root: &Path, v2: bool, mountinfo: &str, proc_cgroup: &str,
         };
         dirs.insert(String::new(), join_clean(&base, cgroups_path)?);
     } else {
-        for m in parse_v1_mounts(mountinfo) {
+        for m in host_v1_mounts(cgroup_root, parse_v1_mounts(mountinfo)) {
             let key = m.controllers.join(",");
             let base = if cgroups_path.is_absolute() {
                 m.mount_point.clone()
@@ -413,6 +432,28 @@ mod tests {
         let p = resolve(Path::new("/sys/fs/cgroup"), false, MOUNTINFO, own, Path::new("pod/c1")).unwrap();
         assert_eq!(p.dir_for("cpu").unwrap(), Path::new("/sys/fs/cgroup/cpu/user/me/pod/c1"));
         assert_eq!(p.dir_for("name=systemd").unwrap(), Path::new("/sys/fs/cgroup/systemd/pod/c1"));
+    }
+
+    #[test]
+    fn resolve_v1_ignores_later_binds_of_a_hierarchy() {
+        let info = format!("{MOUNTINFO}40 22 0:28 /c0 /b/rootfs/sys/fs/cgroup/memory ro - cgroup cgroup rw,memory\n");
+        let p = resolve(Path::new("/sys/fs/cgroup"), false, &info, "", Path::new("/c1")).unwrap();
+        assert_eq!(p.dir_for("memory").unwrap(), Path::new("/sys/fs/cgroup/memory/c1"));
+    }
+
+    #[test]
+    fn resolve_v1_prefers_the_hierarchy_root_over_earlier_binds() {
+        // A container's cgroup bound into a bundle before the host's mount
+        // (mountinfo order is not a promise), and one of the whole hierarchy elsewhere.
+        let info = format!(
+            "40 22 0:28 /docker/c0 /tmp/b/rootfs/sys/fs/cgroup/memory ro - cgroup cgroup rw,memory\n\
+             41 22 0:28 / /mnt/elsewhere rw - cgroup cgroup rw,memory\n{MOUNTINFO}"
+        );
+        let p = resolve(Path::new("/sys/fs/cgroup"), false, &info, "", Path::new("/c1")).unwrap();
+        assert_eq!(p.dir_for("memory").unwrap(), Path::new("/sys/fs/cgroup/memory/c1"));
+        let only_binds = "40 22 0:28 /docker/c0 /tmp/b/sys/fs/cgroup/memory ro - cgroup cgroup rw,memory\n";
+        let p = resolve(Path::new("/sys/fs/cgroup"), false, only_binds, "", Path::new("/c1")).unwrap();
+        assert_eq!(p.dir_for("memory").unwrap(), Path::new("/tmp/b/sys/fs/cgroup/memory/c1"), "inside a container: its view");
     }
 
     #[test]

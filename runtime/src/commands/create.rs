@@ -15,19 +15,21 @@ use crate::cli::{CreateArgs, GlobalOpts};
 use crate::hooks::HookState;
 use crate::paths;
 use crate::process::{self, capabilities, init::ChildConfig, namespaces, seccomp, ParentSteps, SpawnError};
+use crate::rootfs::host::{self, HostMount};
+use crate::rootfs::RootfsError;
 use crate::state::{self, State, StateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
     #[error(transparent)]
     State(#[from] StateError),
-    #[error("bundle {path}: {source}")]
+    #[error("bundle {path}")]
     Bundle {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Config {
         path: PathBuf,
         #[source]
@@ -35,7 +37,7 @@ pub enum CreateError {
     },
     #[error("invalid config.json: {0}")]
     Invalid(String),
-    #[error("rootfs {path}: {source}")]
+    #[error("rootfs {path}")]
     Rootfs {
         path: PathBuf,
         #[source]
@@ -47,13 +49,13 @@ pub enum CreateError {
     Namespace(#[from] namespaces::NamespaceError),
     #[error(transparent)]
     Seccomp(#[from] seccomp::SeccompError),
-    #[error("connect to console socket {path}: {source}")]
+    #[error("connect to console socket {path}")]
     Console {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}")]
     Io {
         op: &'static str,
         path: PathBuf,
@@ -64,6 +66,8 @@ pub enum CreateError {
     Systemd,
     #[error(transparent)]
     Spawn(#[from] SpawnError),
+    #[error(transparent)]
+    Mounts(#[from] RootfsError),
 }
 
 pub fn load_spec(bundle: &Path) -> Result<(PathBuf, Spec), CreateError> {
@@ -115,6 +119,11 @@ pub fn validate(spec: &Spec) -> Result<(), CreateError> {
             None => return Err(CreateError::Invalid(format!("sysctl {k} is not namespaced: it would change the host"))),
         }
     }
+    // Without a mount namespace the rootfs is in ours, whose propagation is
+    // not the container's to change.
+    if linux.rootfs_propagation().as_deref().is_some_and(|p| !p.is_empty()) && !has(LinuxNamespaceType::Mount) {
+        return invalid("rootfsPropagation needs a mount namespace");
+    }
     if linux.intel_rdt().is_some() {
         return invalid("intelRdt is not supported");
     }
@@ -126,6 +135,8 @@ struct Cleanup<'a> {
     dir: &'a Path,
     cgroup: Option<CgroupPaths>,
     pid: Option<Pid>,
+    /// Without a mount namespace: the rootfs and the mounts there before the child's.
+    host_mounts: Option<(&'a Path, Vec<HostMount>)>,
     armed: bool,
 }
 
@@ -138,9 +149,14 @@ impl Drop for Cleanup<'_> {
             let _ = signal::kill(pid, Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(pid, None);
         }
+        if let Some((rootfs, before)) = &self.host_mounts {
+            if let Err(e) = host::mounts_under(rootfs).and_then(|now| host::undo(&host::made_between(before, &now))) {
+                tracing::warn!(error = %rind_common::error::Chain(&e), "cleanup after failed create");
+            }
+        }
         if let Some(cg) = &self.cgroup {
             if let Err(e) = cg.destroy() {
-                tracing::warn!(error = %e, "cleanup after failed create");
+                tracing::warn!(error = %rind_common::error::Chain(&e), "cleanup after failed create");
             }
         }
         let _ = fs::remove_dir_all(self.dir);
@@ -189,7 +205,7 @@ pub fn create(g: &GlobalOpts, a: &CreateArgs) -> Result<State, CreateError> {
     }
     // No flock here: mkdir already made this create the only one for the id,
     // and the child would inherit a lock fd until its execve.
-    let mut cleanup = Cleanup { dir: &dir, cgroup: None, pid: None, armed: true };
+    let mut cleanup = Cleanup { dir: &dir, cgroup: None, pid: None, host_mounts: None, armed: true };
 
     let cg_path = linux.cgroups_path().clone().unwrap_or_else(|| PathBuf::from(format!("/{}", a.id)));
     let cgroup = CgroupPaths::for_host(&cg_path)?;
@@ -207,7 +223,8 @@ pub fn create(g: &GlobalOpts, a: &CreateArgs) -> Result<State, CreateError> {
     let hook_state = HookState {
         oci_version: state::OCI_VERSION.into(),
         id: a.id.clone(),
-        status: "creating".into(),
+        // A template: each hook is given its own status (hooks::status_for) and pid.
+        status: state::Status::Creating.to_string(),
         pid: 0,
         bundle: bundle.clone(),
         annotations: spec.annotations().clone().unwrap_or_default(),
@@ -221,6 +238,7 @@ pub fn create(g: &GlobalOpts, a: &CreateArgs) -> Result<State, CreateError> {
         process,
         spec: Some(&spec),
         rootfs: rootfs.clone(),
+        enter_root: None,
         cgroup: cgroup.clone(),
         ns: ns_plan.clone(),
         join,
@@ -244,14 +262,23 @@ pub fn create(g: &GlobalOpts, a: &CreateArgs) -> Result<State, CreateError> {
         create_hooks,
         hook_state: Some(&hook_state),
     };
+    // Without a mount namespace of its own the child mounts in ours: what is
+    // mounted under the rootfs now is not its to undo.
+    if !ns_plan.contains(LinuxNamespaceType::Mount) {
+        cleanup.host_mounts = Some((&rootfs, host::mounts_under(&rootfs)?));
+    }
     let pid = process::spawn(&child, &steps)?;
     cleanup.pid = Some(pid);
+    let host_mounts = match &cleanup.host_mounts {
+        Some((rootfs, before)) => host::made_between(before, &host::mounts_under(rootfs)?),
+        None => Vec::new(),
+    };
     let pid_start = state::proc_stat(pid.as_raw()).map(|s| s.start_time).unwrap_or(0);
     let st = State {
         version: state::STATE_VERSION,
         id: a.id.clone(),
         bundle,
-        rootfs,
+        rootfs: rootfs.clone(),
         pid: pid.as_raw(),
         pid_start,
         created: state::now_rfc3339(),
@@ -260,6 +287,7 @@ pub fn create(g: &GlobalOpts, a: &CreateArgs) -> Result<State, CreateError> {
         use_terminal: process.terminal() == Some(true),
         namespaces: ns_plan.has.iter().map(|t| namespaces::kind_name(*t).to_string()).collect(),
         hooks: spec.hooks().clone(),
+        host_mounts,
     };
     st.save(&g.root)?;
     if let Some(pf) = &a.pid_file {

@@ -14,7 +14,9 @@ pub enum DeleteError {
     State(#[from] StateError),
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
-    #[error("remove {path}: {source}")]
+    #[error(transparent)]
+    Mounts(#[from] crate::rootfs::RootfsError),
+    #[error("remove {path}")]
     Remove {
         path: std::path::PathBuf,
         #[source]
@@ -49,10 +51,12 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), DeleteError> {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
     }
+    // What a container without a mount namespace mounted in ours.
+    crate::rootfs::host::undo(&st.host_mounts)?;
     st.cgroup.destroy()?;
     std::fs::remove_dir_all(&dir).map_err(|source| DeleteError::Remove { path: dir, source })?;
     if let Some(h) = st.hooks.as_ref().and_then(|h| h.poststop().as_ref()) {
-        crate::hooks::run_all_warn("poststop", h, &st.hook_state(Status::Stopped));
+        crate::hooks::run_all_warn("poststop", h, &st.hook_state(crate::hooks::status_for("poststop")));
     }
     tracing::debug!(id, "deleted");
     Ok(())

@@ -88,6 +88,14 @@ pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> anyhow::Result<i32> {
         bail!("process.args must not be empty");
     }
     let joins = process::namespaces_of(st.pid, &KINDS)?;
+    // A container in our own mount namespace was entered with chroot: so is
+    // each process exec'd into it.
+    let enter_root = if joins.iter().any(|(t, _)| *t == LinuxNamespaceType::Mount) {
+        None
+    } else {
+        let root = PathBuf::from(format!("/proc/{}/root", st.pid));
+        Some(std::fs::File::open(&root).with_context(|| format!("open {}", root.display()))?)
+    };
     let mut ns = namespaces::Plan::default();
     let mut join = Vec::new();
     for (t, path) in joins {
@@ -123,6 +131,7 @@ pub fn exec(g: &GlobalOpts, a: &ExecArgs) -> anyhow::Result<i32> {
         process: &process,
         spec: None,
         rootfs: PathBuf::from("/"),
+        enter_root,
         cgroup: st.cgroup.clone(),
         ns,
         join,

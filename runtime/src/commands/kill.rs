@@ -12,7 +12,7 @@ pub enum KillError {
     Cgroup(#[from] CgroupError),
     #[error(transparent)]
     BadSignal(#[from] rind_common::signal::BadSignal),
-    #[error("signal container {id} (pid {pid}): {source}")]
+    #[error("signal container {id} (pid {pid})")]
     Kill {
         id: String,
         pid: i32,

@@ -5,13 +5,13 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::paths;
-use crate::state::{DirLock, State, StateError, Status};
+use crate::state::{DirLock, State, StateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
     State(#[from] StateError),
-    #[error("start container {id}: {source}")]
+    #[error("start container {id}")]
     Connect {
         id: String,
         #[source]
@@ -37,7 +37,7 @@ pub fn start(root: &Path, id: &str) -> Result<(), StartError> {
         return Err(StartError::Exec { id: id.into(), msg });
     }
     if let Some(h) = st.hooks.as_ref().and_then(|h| h.poststart().as_ref()) {
-        crate::hooks::run_all_warn("poststart", h, &st.hook_state(Status::Running));
+        crate::hooks::run_all_warn("poststart", h, &st.hook_state(crate::hooks::status_for("poststart")));
     }
     tracing::debug!(id, "started");
     Ok(())

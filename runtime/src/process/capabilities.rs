@@ -6,7 +6,7 @@ use oci_spec::runtime::LinuxCapabilities;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CapsError {
-    #[error("set {set} capabilities: {source}")]
+    #[error("set {set} capabilities")]
     Set {
         set: &'static str,
         #[source]

@@ -18,21 +18,21 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChannelError {
-    #[error("create channel: {0}")]
+    #[error("create channel")]
     Create(#[source] nix::Error),
-    #[error("send {msg:?}: {source}")]
+    #[error("send {msg:?}")]
     Send {
         msg: &'static str,
         #[source]
         source: nix::Error,
     },
-    #[error("receive: {0}")]
+    #[error("receive")]
     Recv(#[source] nix::Error),
     #[error("the container process exited before it was ready")]
     Closed,
     #[error("unexpected message: expected {expected}, received {received:?}")]
     Unexpected { expected: &'static str, received: Message },
-    #[error("malformed message: {0}")]
+    #[error("malformed message")]
     Malformed(#[source] serde_json::Error),
 }
 

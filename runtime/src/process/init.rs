@@ -37,13 +37,13 @@ pub enum InitError {
     Caps(#[from] CapsError),
     #[error(transparent)]
     Seccomp(#[from] SeccompError),
-    #[error("{step}: {source}")]
+    #[error("{step}")]
     Sys {
         step: String,
         #[source]
         source: nix::Error,
     },
-    #[error("{step}: {source}")]
+    #[error("{step}")]
     Io {
         step: String,
         #[source]
@@ -72,6 +72,10 @@ pub struct ChildConfig<'a> {
     /// The full spec for a container's init; None for exec.
     pub spec: Option<&'a Spec>,
     pub rootfs: PathBuf,
+    /// exec into a container that shares the runtime's mount namespace: its
+    /// init's root (/proc/<pid>/root), to chroot into. Joining a mount
+    /// namespace sets the root by itself (setns(2)).
+    pub enter_root: Option<File>,
     pub cgroup: CgroupPaths,
     pub ns: namespaces::Plan,
     pub join: Vec<(LinuxNamespaceType, PathBuf, File)>,
@@ -94,7 +98,7 @@ pub fn run(cfg: &ChildConfig, chan: &Channel) -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let _ = chan.send(&Message::Error(err.to_string()));
+    let _ = chan.send(&Message::Error(rind_common::error::chain(&err)));
     // SAFETY: _exit skips atexit handlers and stdio flushing, which belong to
     // the parent whose memory this child copied.
     unsafe { libc::_exit(127) }
@@ -120,20 +124,26 @@ fn child_main(cfg: &ChildConfig, chan: &Channel) -> Result<Never, InitError> {
     if cfg.spec.is_some() || terminal {
         nix::unistd::setsid().map_err(sys("setsid"))?;
     }
+    if let Some(root) = &cfg.enter_root {
+        nix::unistd::fchdir(root).map_err(sys("enter the container's root"))?;
+        nix::unistd::chroot(".").map_err(sys("chroot to the container's root"))?;
+    }
     if let Some(spec) = cfg.spec {
-        if !cfg.ns.contains(LinuxNamespaceType::Mount) {
-            return Err(InitError::Invalid("a mount namespace is required to set up the rootfs".into()));
-        }
+        // A namespace type not listed is the runtime's (config-linux.md,
+        // "Namespaces"): without a mount namespace the rootfs is set up in
+        // ours and entered with chroot.
+        let own_mount_ns = cfg.ns.contains(LinuxNamespaceType::Mount);
         let setup = rootfs::Setup {
             spec,
             rootfs: &cfg.rootfs,
             cgroup: &cfg.cgroup,
             new_cgroupns: cfg.ns.creates(LinuxNamespaceType::Cgroup),
             in_userns: cfg.ns.contains(LinuxNamespaceType::User),
+            own_mount_ns,
         };
         rootfs::prepare(&setup)?;
         run_create_hooks(cfg, chan)?;
-        rootfs::pivot(&cfg.rootfs, cfg.no_pivot)?;
+        rootfs::pivot(&cfg.rootfs, rootfs::root_switch(own_mount_ns, cfg.no_pivot))?;
         if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
             nix::unistd::sethostname(h).map_err(sys(format!("set hostname {h:?}")))?;
         }
@@ -175,7 +185,7 @@ fn child_main(cfg: &ChildConfig, chan: &Channel) -> Result<Never, InitError> {
     };
     let result = run_start_hooks(cfg).and_then(|()| finish_and_exec(cfg, host_pid, &path, &argv, &envp));
     if let (Some(mut conn), Err(e)) = (start_conn, &result) {
-        let _ = conn.write_all(e.to_string().as_bytes());
+        let _ = conn.write_all(rind_common::error::chain(e).as_bytes());
     }
     result
 }
@@ -214,7 +224,7 @@ fn run_create_hooks(cfg: &ChildConfig, chan: &Channel) -> Result<(), InitError> 
         chan.expect(Message::HooksDone, "HooksDone")?;
     }
     if let Some(h) = hooks.create_container() {
-        crate::hooks::run_all("createContainer", h, &state.with("creating", std::process::id() as i32))?;
+        crate::hooks::run_all("createContainer", h, &state.with(crate::hooks::status_for("createContainer"), std::process::id() as i32))?;
     }
     Ok(())
 }
@@ -223,7 +233,7 @@ fn run_create_hooks(cfg: &ChildConfig, chan: &Channel) -> Result<(), InitError> 
 fn run_start_hooks(cfg: &ChildConfig) -> Result<(), InitError> {
     let (Some(hooks), Some(state)) = (&cfg.hooks, &cfg.hook_state) else { return Ok(()) };
     if let Some(h) = hooks.start_container() {
-        crate::hooks::run_all("startContainer", h, &state.with("created", std::process::id() as i32))?;
+        crate::hooks::run_all("startContainer", h, &state.with(crate::hooks::status_for("startContainer"), std::process::id() as i32))?;
     }
     Ok(())
 }
@@ -234,7 +244,7 @@ fn load_filter(cfg: &ChildConfig, filter: &libseccomp::ScmpFilterContext, host_p
     filter.load().map_err(|source| SeccompError::Lib { what: "load filter".into(), source })?;
     let Some((sock, metadata)) = &cfg.seccomp_listener else { return Ok(()) };
     let fd = filter.get_notify_fd().map_err(|source| SeccompError::Lib { what: "get notify fd".into(), source })?;
-    let state = cfg.hook_state.as_ref().map(|s| s.with("created", host_pid));
+    let state = cfg.hook_state.as_ref().map(|s| s.with(crate::state::Status::Created, host_pid));
     let msg = serde_json::json!({
         "ociVersion": crate::state::OCI_VERSION,
         "fds": ["seccompFd"],

@@ -30,9 +30,9 @@ pub enum SpawnError {
     Namespace(#[from] NamespaceError),
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
-    #[error("clone: {0}")]
+    #[error("clone")]
     Clone(#[source] io::Error),
-    #[error("write {path}: {source}")]
+    #[error("write {path}")]
     Write {
         path: String,
         #[source]
@@ -123,9 +123,8 @@ fn drive(pid: Pid, chan: &channel::Channel, steps: &ParentSteps) -> Result<(), S
                 channel::Message::Error(msg) => return Err(SpawnError::Child(msg)),
                 channel::Message::RunHooks => {
                     if let Some(state) = steps.hook_state {
-                        let state = state.with("creating", pid.as_raw());
                         for (kind, hooks) in &steps.create_hooks {
-                            crate::hooks::run_all(kind, hooks, &state)?;
+                            crate::hooks::run_all(kind, hooks, &state.with(crate::hooks::status_for(kind), pid.as_raw()))?;
                         }
                     }
                     chan.send(&channel::Message::HooksDone)?;

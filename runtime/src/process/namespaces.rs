@@ -13,21 +13,21 @@ use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
 pub enum NamespaceError {
     #[error("namespace {0} is listed twice")]
     Duplicate(&'static str),
-    #[error("open {kind} namespace {path}: {source}")]
+    #[error("open {kind} namespace {path}")]
     Open {
         kind: &'static str,
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("join {kind} namespace {path}: {source}")]
+    #[error("join {kind} namespace {path}")]
     Join {
         kind: &'static str,
         path: PathBuf,
         #[source]
         source: nix::Error,
     },
-    #[error("unshare {flags:?}: {source}")]
+    #[error("unshare {flags:?}")]
     Unshare {
         flags: CloneFlags,
         #[source]

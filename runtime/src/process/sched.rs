@@ -7,7 +7,7 @@ use oci_spec::runtime::{IOPriorityClass, LinuxPersonality, LinuxPersonalityDomai
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchedError {
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Sys {
         what: String,
         #[source]

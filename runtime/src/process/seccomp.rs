@@ -7,7 +7,7 @@ use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag
 
 #[derive(Debug, thiserror::Error)]
 pub enum SeccompError {
-    #[error("seccomp: {what}: {source}")]
+    #[error("seccomp: {what}")]
     Lib {
         what: String,
         #[source]

@@ -1,8 +1,11 @@
 //! The container's filesystem view, built in the child's new mount namespace:
 //! propagation, the rootfs bind, config mounts, /dev, pivot_root, then masked
-//! and read-only paths. Each failure names the step and the object.
+//! and read-only paths. Each failure names the step and the object. Without a
+//! mount namespace of its own the container gets the same view in the
+//! runtime's namespace, entered with chroot (see [`host`]).
 
 pub mod devices;
+pub mod host;
 pub mod options;
 pub mod securejoin;
 
@@ -21,21 +24,21 @@ use securejoin::secure_join;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {
-    #[error("mount {what} on {target}: {source}")]
+    #[error("mount {what} on {target}")]
     Mount {
         what: String,
         target: PathBuf,
         #[source]
         source: nix::Error,
     },
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}")]
     Io {
         op: &'static str,
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("pivot_root to {path}: {source}")]
+    #[error("pivot_root to {path}")]
     Pivot {
         path: PathBuf,
         #[source]
@@ -112,12 +115,42 @@ pub struct Setup<'a> {
     pub cgroup: &'a CgroupPaths,
     pub new_cgroupns: bool,
     pub in_userns: bool,
+    /// The container is in a mount namespace of its own (new or joined);
+    /// otherwise in the runtime's, which it must leave as it found it.
+    pub own_mount_ns: bool,
 }
 
 /// Everything before pivot_root.
 pub fn prepare(s: &Setup) -> Result<(), RootfsError> {
     let linux = s.spec.linux().as_ref();
-    let prop = linux.and_then(|l| l.rootfs_propagation().as_deref()).unwrap_or("");
+    if s.own_mount_ns {
+        detach_rootfs(s)?;
+    } else if s.spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        // In the runtime's namespace the propagation of its mounts is left
+        // alone (as crun does; runc makes the host's / rslave). A read-only
+        // root still needs a mount of its own to remount: the rootfs bound on
+        // itself, undone at delete like every mount made here (host.rs).
+        do_mount(Some(s.rootfs), s.rootfs, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+    }
+
+    let mounts = s.spec.mounts().clone().unwrap_or_default();
+    for m in &mounts {
+        mount_entry(s, m)?;
+    }
+    let dev_bound =
+        mounts.iter().any(|m| m.destination() == Path::new("/dev") && options::parse(m.options().as_deref().unwrap_or(&[])).is_bind);
+    devices::create_all(s.rootfs, linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]), s.in_userns, dev_bound)?;
+    if let Some(cwd) = s.spec.process().as_ref().map(|p| p.cwd()) {
+        let dir = secure_join(s.rootfs, cwd).map_err(io_err("resolve cwd", cwd))?;
+        mkdir_all(&dir)?;
+    }
+    Ok(())
+}
+
+/// In the container's own mount namespace: sets how the copied host mounts
+/// propagate and makes the rootfs a private mount pivot_root accepts.
+fn detach_rootfs(s: &Setup) -> Result<(), RootfsError> {
+    let prop = s.spec.linux().as_ref().and_then(|l| l.rootfs_propagation().as_deref()).unwrap_or("");
     // How the copied host mounts propagate: by default host mounts reach the
     // container and not back (rslave). For shared, leave them in the host's
     // peer groups so bind mounts propagate both ways.
@@ -133,20 +166,7 @@ pub fn prepare(s: &Setup) -> Result<(), RootfsError> {
     do_mount(Some(s.rootfs), s.rootfs, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
     // pivot_root refuses a shared new root or parent; rootfsPropagation is applied after it.
     do_mount(None, s.rootfs, None, MsFlags::MS_PRIVATE, None)?;
-    make_parent_private(s.rootfs)?;
-
-    let mounts = s.spec.mounts().clone().unwrap_or_default();
-    for m in &mounts {
-        mount_entry(s, m)?;
-    }
-    let dev_bound =
-        mounts.iter().any(|m| m.destination() == Path::new("/dev") && options::parse(m.options().as_deref().unwrap_or(&[])).is_bind);
-    devices::create_all(s.rootfs, linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]), s.in_userns, dev_bound)?;
-    if let Some(cwd) = s.spec.process().as_ref().map(|p| p.cwd()) {
-        let dir = secure_join(s.rootfs, cwd).map_err(io_err("resolve cwd", cwd))?;
-        mkdir_all(&dir)?;
-    }
-    Ok(())
+    make_parent_private(s.rootfs)
 }
 
 /// pivot_root needs the parent mount of the new root not to be shared.
@@ -256,15 +276,44 @@ fn mount_cgroup(s: &Setup, dest: &Path, opts: &options::MountOptions) -> Result<
     Ok(())
 }
 
-/// Makes `rootfs` the root: pivot_root (or MS_MOVE + chroot with --no-pivot)
-/// and detaches the old root.
-pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
+/// How the container's root is entered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootSwitch {
+    /// pivot_root(2), then the old root is detached: in a mount namespace of
+    /// the container's own.
+    PivotRoot,
+    /// `--no-pivot` (for a root on ramfs, which pivot_root refuses): the
+    /// rootfs moved over / and chroot.
+    MoveAndChroot,
+    /// In the runtime's mount namespace: chroot alone, as runc and crun do.
+    /// pivot_root there would change the root of every process of the
+    /// namespace (pivot_root(2)), and a move would cover the host's /.
+    Chroot,
+}
+
+pub fn root_switch(own_mount_ns: bool, no_pivot: bool) -> RootSwitch {
+    match (own_mount_ns, no_pivot) {
+        (false, _) => RootSwitch::Chroot,
+        (true, true) => RootSwitch::MoveAndChroot,
+        (true, false) => RootSwitch::PivotRoot,
+    }
+}
+
+/// Makes `rootfs` the root, as `how` says.
+pub fn pivot(rootfs: &Path, how: RootSwitch) -> Result<(), RootfsError> {
     let perr = |source| RootfsError::Pivot { path: rootfs.to_path_buf(), source };
-    if no_pivot {
-        nix::unistd::chdir(rootfs).map_err(perr)?;
-        do_mount(Some(rootfs), Path::new("/"), None, MsFlags::MS_MOVE, None)?;
-        nix::unistd::chroot(".").map_err(perr)?;
-        return nix::unistd::chdir("/").map_err(perr);
+    match how {
+        RootSwitch::PivotRoot => {}
+        RootSwitch::MoveAndChroot => {
+            nix::unistd::chdir(rootfs).map_err(perr)?;
+            do_mount(Some(rootfs), Path::new("/"), None, MsFlags::MS_MOVE, None)?;
+            nix::unistd::chroot(".").map_err(perr)?;
+            return nix::unistd::chdir("/").map_err(perr);
+        }
+        RootSwitch::Chroot => {
+            nix::unistd::chroot(rootfs).map_err(perr)?;
+            return nix::unistd::chdir("/").map_err(perr);
+        }
     }
     let old = fs::File::open("/").map_err(io_err("open", Path::new("/")))?;
     let new = fs::File::open(rootfs).map_err(io_err("open", rootfs))?;
@@ -320,5 +369,18 @@ fn mask_path(p: &Path) -> Result<(), RootfsError> {
         Err(e) => Err(RootfsError::Io { op: "stat masked path", path: p.to_path_buf(), source: e }),
         Ok(m) if m.is_dir() => do_mount(Some(Path::new("tmpfs")), p, Some("tmpfs"), MsFlags::MS_RDONLY, None),
         Ok(_) => do_mount(Some(Path::new("/dev/null")), p, None, MsFlags::MS_BIND, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_switch_never_pivots_the_runtimes_namespace() {
+        assert_eq!(root_switch(true, false), RootSwitch::PivotRoot);
+        assert_eq!(root_switch(true, true), RootSwitch::MoveAndChroot);
+        assert_eq!(root_switch(false, false), RootSwitch::Chroot);
+        assert_eq!(root_switch(false, true), RootSwitch::Chroot);
     }
 }
