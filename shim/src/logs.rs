@@ -110,7 +110,7 @@ impl LogFile {
         if let Some(d) = path.parent() {
             std::fs::create_dir_all(d)?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = open_log(path)?;
         let size = file.metadata()?.len();
         Ok(LogFile { path: path.to_path_buf(), file, size, max_size, max_files })
     }
@@ -136,10 +136,17 @@ impl LogFile {
             let _ = std::fs::rename(name(i), name(i + 1));
         }
         std::fs::rename(&self.path, name(1))?;
-        self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        self.file = open_log(&self.path)?;
         self.size = 0;
         Ok(())
     }
+}
+
+/// Appends to the log, made readable by root only: a container's output may
+/// hold secrets (Docker's and containerd's logs are not world-readable either).
+fn open_log(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new().create(true).append(true).mode(0o600).open(path)
 }
 
 fn now() -> String {
@@ -274,5 +281,18 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"ABCDEFGH\n");
         assert_eq!(std::fs::read(d.path().join("c.log.1")).unwrap(), b"abcdefgh\n");
         assert_eq!(std::fs::read(d.path().join("c.log.2")).unwrap(), b"12345678\n");
+    }
+
+    #[test]
+    fn log_files_are_root_only_after_rotation_too() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.log");
+        let mut l = LogFile::open(&p, 10, 2).unwrap();
+        l.write(b"12345678\n").unwrap();
+        l.write(b"abcdefgh\n").unwrap();
+        for f in [p.clone(), d.path().join("c.log.1")] {
+            assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600, "{}", f.display());
+        }
     }
 }

@@ -22,6 +22,7 @@ mod stdio;
 
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -67,14 +68,16 @@ fn bundle_dir(args: &args::Args) -> anyhow::Result<PathBuf> {
 /// `start`: a second start for the same id returns the running shim's address.
 fn start(args: &args::Args) -> anyhow::Result<()> {
     let bundle = bundle_dir(args)?;
-    let sock = paths::socket_path(Path::new(paths::SOCKET_DIR), &args.address, &args.namespace, &args.id);
+    let dir = paths::socket_dir();
+    let sock = paths::socket_path(&dir, &args.address, &args.namespace, &args.id);
     let address = format!("unix://{}", sock.display());
     if UnixStream::connect(&sock).is_ok() {
         std::fs::write(bundle.join(paths::ADDRESS_FILE), &address).context("write address file")?;
         println!("{address}");
         return Ok(());
     }
-    std::fs::create_dir_all(paths::SOCKET_DIR).context("create socket dir")?;
+    // Root only: whoever can connect to a shim controls its container.
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).with_context(|| format!("create {}", dir.display()))?;
     let _ = std::fs::remove_file(&sock);
     let listener = UnixListener::bind(&sock).with_context(|| format!("listen on {}", sock.display()))?;
     let exe = std::env::current_exe().context("find own binary")?;
@@ -116,10 +119,10 @@ fn start(args: &args::Args) -> anyhow::Result<()> {
 /// `delete`: the shim is gone; clean the container and report its exit.
 fn delete(args: &args::Args) -> anyhow::Result<()> {
     let bundle = bundle_dir(args)?;
-    let choice: runtime::RuntimeChoice =
-        std::fs::read(bundle.join(paths::RUNTIME_CHOICE_FILE)).ok().and_then(|d| serde_json::from_slice(&d).ok()).unwrap_or(
-            runtime::RuntimeChoice { binary: paths::DEFAULT_RUNTIME.into(), root: Path::new(paths::RUNTIME_ROOT).join(&args.namespace) },
-        );
+    let choice: runtime::RuntimeChoice = std::fs::read(bundle.join(paths::RUNTIME_CHOICE_FILE))
+        .ok()
+        .and_then(|d| serde_json::from_slice(&d).ok())
+        .unwrap_or(runtime::RuntimeChoice { binary: paths::DEFAULT_RUNTIME.into(), root: paths::runtime_root().join(&args.namespace) });
     let _ = Command::new(&choice.binary)
         .arg("--root")
         .arg(&choice.root)
@@ -129,15 +132,22 @@ fn delete(args: &args::Args) -> anyhow::Result<()> {
         .status();
     rootfs::unmount(&bundle.join(paths::ROOTFS));
     // The shim is gone (killed, or never cleaned up): its socket file too.
-    let sock = paths::socket_path(Path::new(paths::SOCKET_DIR), &args.address, &args.namespace, &args.id);
+    let sock = paths::socket_path(&paths::socket_dir(), &args.address, &args.namespace, &args.id);
     if UnixStream::connect(&sock).is_err() {
         let _ = std::fs::remove_file(&sock);
     }
-    let exit = exit_file::read(&bundle.join(paths::EXIT_FILE)).unwrap_or_else(|| exit_file::Exit::now(0, 128 + libc::SIGKILL as u32));
     let mut r = containerd_shim_protos::shim::shim::DeleteResponse::new();
-    r.pid = exit.pid as u32;
-    r.exit_status = exit.status;
-    r.exited_at = MessageField::some(events::timestamp(exit.time()));
+    match exit_file::read(&bundle.join(paths::EXIT_FILE)) {
+        Some(exit) => {
+            r.pid = exit.pid as u32;
+            r.exit_status = exit.status;
+            r.exited_at = MessageField::some(events::timestamp(exit.time()));
+        }
+        // No exit was recorded: the status is unknown. SIGKILL's, as the runc
+        // shim reports, for containerd; and no exited_at, which tells a
+        // client that reads it (rindd) that this status is made up.
+        None => r.exit_status = 128 + libc::SIGKILL as u32,
+    }
     std::io::stdout().write_all(&r.write_to_bytes()?)?;
     Ok(())
 }

@@ -1,7 +1,11 @@
-//! Where the shim keeps things.
+//! Where the shim keeps things. `<state>` is `$RIND_SHIM_STATE` (rindd
+//! passes its own `--state`, so two rindd never share a socket or runtime
+//! state), else /run/rind, which is what containerd's use gets.
 //!
 //! ```text
-//! /run/rind/s/<sha256(address/namespace/id)[..32]>   shim socket (sun_path is 108 bytes)
+//! <state>/s/<sha256(address/namespace/id)[..32]>     shim socket (sun_path is 108 bytes); the dir is 0700
+//! <state>/s/<pid>-<n>.console                        console sockets, while a terminal is set up
+//! <state>/runtime/<namespace>/<id>/                  the runtime's state, unless the runc options name a root
 //! <bundle>/address        the socket's address, for a second `start` and for rindd
 //! <bundle>/exit           {"pid","status","exited_at"} of the init, written before TaskExit
 //! <bundle>/log.json       the runtime's log (json lines)
@@ -14,9 +18,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
-pub const SOCKET_DIR: &str = "/run/rind/s";
+pub const SOCKET_DIR: &str = rind_common::shim::SOCKET_DIR;
 pub const ADDRESS_FILE: &str = "address";
 pub const EXIT_FILE: &str = "exit";
 pub const RUNTIME_LOG: &str = "log.json";
@@ -28,16 +30,35 @@ pub const DEFAULT_RUNTIME: &str = "rind-runtime";
 pub const RUNTIME_ENV: &str = "RIND_SHIM_RUNTIME";
 /// Runtime state root per namespace, like the runc shim's /run/containerd/runc/<ns>.
 pub const RUNTIME_ROOT: &str = "/run/rind/runtime";
+/// Environment variable naming the shim's state dir (rindd's `--state`).
+pub const STATE_ENV: &str = "RIND_SHIM_STATE";
+
+/// Where the shims' sockets are: `$RIND_SHIM_STATE/s`, else [`SOCKET_DIR`].
+pub fn socket_dir() -> PathBuf {
+    under_state(std::env::var_os(STATE_ENV), "s", SOCKET_DIR)
+}
+
+/// The runtime's state root (per namespace below it):
+/// `$RIND_SHIM_STATE/runtime`, else [`RUNTIME_ROOT`].
+pub fn runtime_root() -> PathBuf {
+    under_state(std::env::var_os(STATE_ENV), "runtime", RUNTIME_ROOT)
+}
+
+fn under_state(state: Option<std::ffi::OsString>, name: &str, default: &str) -> PathBuf {
+    match state.filter(|s| !s.is_empty()) {
+        Some(s) => PathBuf::from(s).join(name),
+        None => PathBuf::from(default),
+    }
+}
 
 /// The OCI process file and pid file of exec `id` in `bundle`.
 pub fn exec_files(bundle: &Path, id: &str) -> (PathBuf, PathBuf) {
     (bundle.join(format!("exec-{id}.json")), bundle.join(format!("exec-{id}.pid")))
 }
 
+/// rindd derives the same path (rind-common) and records it before it runs `start`.
 pub fn socket_path(dir: &Path, containerd_address: &str, namespace: &str, id: &str) -> PathBuf {
-    let h = Sha256::digest(format!("{containerd_address}/{namespace}/{id}").as_bytes());
-    let hex: String = h.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    dir.join(hex)
+    rind_common::shim::socket_path(dir, containerd_address, namespace, id)
 }
 
 #[cfg(test)]
@@ -50,5 +71,12 @@ mod tests {
         assert_eq!(a, socket_path(Path::new(SOCKET_DIR), "/run/containerd/containerd.sock", "default", "x".repeat(64).as_str()));
         assert!(a.as_os_str().len() < 108);
         assert_ne!(a, socket_path(Path::new(SOCKET_DIR), "/other", "default", "x"));
+    }
+
+    #[test]
+    fn dirs_follow_the_state_env_else_the_defaults() {
+        assert_eq!(under_state(None, "s", SOCKET_DIR), Path::new("/run/rind/s"));
+        assert_eq!(under_state(Some("".into()), "runtime", RUNTIME_ROOT), Path::new("/run/rind/runtime"));
+        assert_eq!(under_state(Some("/run/other".into()), "s", SOCKET_DIR), Path::new("/run/other/s"));
     }
 }

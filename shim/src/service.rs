@@ -13,6 +13,7 @@ use containerd_shim_protos::shim::oci::Options;
 use containerd_shim_protos::shim::shim::*;
 use containerd_shim_protos::shim_async::Task;
 use containerd_shim_protos::types::task::{ProcessInfo, Status};
+use rind_common::error::chain;
 use tokio::sync::Notify;
 use ttrpc::r#async::TtrpcContext;
 
@@ -43,17 +44,6 @@ impl From<ProcessError> for ttrpc::Error {
         };
         ttrpc::Error::RpcStatus(ttrpc::get_status(code, chain(&e)))
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cause = c.source();
-    }
-    s
 }
 
 pub struct TaskService {

@@ -204,7 +204,7 @@ pub async fn run_with_io(runtime: &Runtime, mut args: Vec<String>, io: &StdioCon
     };
     static N: AtomicU32 = AtomicU32::new(0);
     // A short path: sun_path holds 108 bytes, bundle paths can be longer.
-    let path = Path::new(paths::SOCKET_DIR).join(format!("{}-{}.console", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+    let path = paths::socket_dir().join(format!("{}-{}.console", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
     let sock = crate::console::ConsoleSocket::bind(&path).map_err(io_err("listen on", &path))?;
     let receiving = tokio::task::spawn_blocking(move || sock.receive());
     let container = args.pop().unwrap_or_default();

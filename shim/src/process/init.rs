@@ -2,7 +2,7 @@
 //! kill, update and delete. Each holds the init's lock across check, act
 //! (the runtime command), record and its event.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -38,7 +38,7 @@ pub fn choose_runtime(binary_name: &str, env: Option<std::ffi::OsString>, root: 
         (true, Some(b)) => PathBuf::from(b),
         (true, None) => PathBuf::from(paths::DEFAULT_RUNTIME),
     };
-    let root = if root.is_empty() { Path::new(paths::RUNTIME_ROOT).join(namespace) } else { PathBuf::from(root).join(namespace) };
+    let root = if root.is_empty() { paths::runtime_root().join(namespace) } else { PathBuf::from(root).join(namespace) };
     RuntimeChoice { binary, root }
 }
 
@@ -190,6 +190,8 @@ impl Container {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use crate::events::Publisher;
     use crate::runtime::testing;
@@ -217,7 +219,7 @@ mod tests {
         assert_eq!(choose_runtime("", env, "", "ns").binary, PathBuf::from("/usr/sbin/runc"));
         let c = choose_runtime("", None, "/run/x", "ns");
         assert_eq!((c.binary, c.root), (PathBuf::from(paths::DEFAULT_RUNTIME), PathBuf::from("/run/x/ns")));
-        assert_eq!(choose_runtime("", None, "", "ns").root, Path::new(paths::RUNTIME_ROOT).join("ns"));
+        assert_eq!(choose_runtime("", None, "", "ns").root, paths::runtime_root().join("ns"));
     }
 
     /// The old shim released its lock around the runtime's delete and then
