@@ -175,7 +175,8 @@ where
                 break Ended::Exit(e.exit_code);
             }
             Some(_) => {}
-            None => break Ended::Exit(-1),
+            // rindd always ends a session with the exit: it went away.
+            None => return Err(crate::errors::WentAway.into()),
         }
     };
     drop(raw);

@@ -1,7 +1,26 @@
 //! rind: the command line, a thin client of rindd's gRPC API, with docker's
 //! commands, flags and exit codes.
 
+/// `println!` and `print!` that end the process quietly, as SIGPIPE does,
+/// when stdout is a closed pipe (`rind ps | head`), as docker does; std's
+/// panic there.
+macro_rules! println {
+    () => {
+        $crate::errors::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::errors::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::errors::write_stdout(format_args!($($arg)*))
+    };
+}
+
 mod attach;
+mod errors;
 mod format;
 
 use std::collections::HashMap;
@@ -342,17 +361,22 @@ async fn connect(host: &str) -> anyhow::Result<RindClient<Channel>> {
             async move { Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(p).await?)) }
         }))
         .await
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "cannot connect to rindd at {}: is it running? Start it with `rindd` (or point -H / RIND_HOST at its socket)",
-                path.display()
-            )
-        })?;
+        .map_err(|e| anyhow::anyhow!(errors::connect_failed(&path, &e)))?;
     Ok(RindClient::new(channel.clone()).max_decoding_message_size(64 << 20))
 }
 
+/// A failed call as an error: rindd's message, or that rindd went away.
 pub fn status(e: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{}", e.message())
+    errors::from_status(e)
+}
+
+/// An attached session that failed: when rindd went away, say that the exit
+/// code of what ran (`what`) is unknown; it may still be running.
+fn session_failed(e: anyhow::Error, what: &str) -> anyhow::Error {
+    if errors::is_went_away(&e) {
+        return Exit(125, format!("rindd went away while {what} ran: its exit code is unknown (it may still be running)")).into();
+    }
+    e
 }
 
 fn read_env_file(p: &PathBuf) -> anyhow::Result<Vec<String>> {
@@ -428,7 +452,8 @@ fn create_request(f: &CreateFlags) -> anyhow::Result<CreateContainerRequest> {
 /// Docker's code for a container that could not start: 127 for a command
 /// that is not there, 126 for one that cannot run, else 125.
 fn start_failure(e: tonic::Status) -> anyhow::Error {
-    Exit(rind_common::exit::start_failure_code(e.message()).unwrap_or(125), e.message().to_string()).into()
+    let m = errors::message(&e);
+    Exit(rind_common::exit::start_failure_code(&m).unwrap_or(125), m).into()
 }
 
 async fn run_container(c: &mut RindClient<Channel>, detach: bool, flags: CreateFlags) -> anyhow::Result<i32> {
@@ -436,7 +461,7 @@ async fn run_container(c: &mut RindClient<Channel>, detach: bool, flags: CreateF
         bail!("--rm and --restart conflict");
     }
     let req = create_request(&flags).map_err(|e| Exit(125, format!("{e:#}")))?;
-    let created = c.create_container(req).await.map_err(|e| Exit(125, e.message().to_string()))?.into_inner();
+    let created = c.create_container(req).await.map_err(|e| Exit(125, errors::message(&e)))?.into_inner();
     if detach {
         if let Err(e) = c.start_container(ContainerRef { id: created.id.clone() }).await {
             if flags.rm {
@@ -463,7 +488,8 @@ async fn run_container(c: &mut RindClient<Channel>, detach: bool, flags: CreateF
         }
         Ok(())
     })
-    .await?;
+    .await
+    .map_err(|e| session_failed(e, "the container"))?;
     Ok(match ended {
         attach::Ended::Exit(code) => code,
         attach::Ended::Detached => 0,
@@ -512,7 +538,7 @@ where
         match f(c.clone(), n.clone()).await {
             Ok(()) => println!("{n}"),
             Err(e) => {
-                eprintln!("rind: {}", e.message());
+                eprintln!("rind: {}", errors::message(&e));
                 failed = true;
             }
         }
@@ -547,10 +573,37 @@ async fn images(c: &mut RindClient<Channel>, quiet: bool) -> anyhow::Result<i32>
     Ok(0)
 }
 
+/// Streams the archive as it is read: one of any size (or a fifo) is never
+/// held in memory.
 async fn load(c: &mut RindClient<Channel>, input: &PathBuf) -> anyhow::Result<i32> {
-    let data = tokio::fs::read(input).await.with_context(|| format!("read {}", input.display()))?;
-    let chunks: Vec<LoadChunk> = data.chunks(1 << 20).map(|c| LoadChunk { data: c.to_vec() }).collect();
-    let r = c.load_image(tokio_stream::iter(chunks)).await.map_err(status)?.into_inner();
+    let mut file = tokio::fs::File::open(input).await.with_context(|| format!("read {}", input.display()))?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<LoadChunk>(4);
+    let (failed, read_error) = tokio::sync::oneshot::channel::<std::io::Error>();
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        loop {
+            let mut data = vec![0u8; 1 << 20];
+            match file.read(&mut data).await {
+                Ok(0) => return,
+                Ok(n) => {
+                    data.truncate(n);
+                    if tx.send(LoadChunk { data }).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = failed.send(e);
+                    // Keep the stream open: the call is cancelled below, so
+                    // rindd never takes a truncated archive for a whole one.
+                    return std::future::pending::<()>().await;
+                }
+            }
+        }
+    });
+    let r = tokio::select! {
+        r = c.load_image(tokio_stream::wrappers::ReceiverStream::new(rx)) => r.map_err(status)?.into_inner(),
+        Ok(e) = read_error => return Err(anyhow::Error::new(e).context(format!("read {}", input.display()))),
+    };
     for n in r.names {
         println!("Loaded image: {n}");
     }
@@ -629,7 +682,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                     client.start_container(ContainerRef { id }).await.map_err(start_failure)?;
                     Ok(())
                 })
-                .await?;
+                .await
+                .map_err(|e| session_failed(e, "the container"))?;
                 return Ok(match ended {
                     attach::Ended::Exit(code) => code,
                     attach::Ended::Detached => 0,
@@ -696,7 +750,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                         match c.inspect_image(InspectImageRequest { name: id }).await {
                             Ok(r) => print_inspect(&r.into_inner().json, format.as_deref())?,
                             Err(_) => {
-                                eprintln!("rind: {}", e.message());
+                                eprintln!("rind: {}", errors::message(&e));
                                 code = 1;
                             }
                         }
@@ -740,17 +794,17 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             if detach {
                 let (tx, rx) = tokio::sync::mpsc::channel(1);
                 tx.send(AttachIn { msg: Some(attach_in::Msg::Start(session.start)) }).await.ok();
-                let mut out = c
-                    .exec(tokio_stream::wrappers::ReceiverStream::new(rx))
-                    .await
-                    .map_err(|e| Exit(126, e.message().to_string()))?
-                    .into_inner();
+                let mut out =
+                    c.exec(tokio_stream::wrappers::ReceiverStream::new(rx)).await.map_err(|e| Exit(126, errors::message(&e)))?.into_inner();
                 out.message().await.map_err(status)?;
                 return Ok(0);
             }
             let ended = attach::run(&mut c, session, |_| async { Ok(()) }).await.map_err(|e| {
+                if errors::is_went_away(&e) {
+                    return session_failed(e, "the command");
+                }
                 let m = format!("{e:#}");
-                Exit(rind_common::exit::start_failure_code(&m).unwrap_or(126), m)
+                Exit(rind_common::exit::start_failure_code(&m).unwrap_or(126), m).into()
             })?;
             return Ok(match ended {
                 attach::Ended::Exit(code) => code,
@@ -766,7 +820,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             let tty = v[0]["Config"]["Tty"].as_bool().unwrap_or(false);
             let stdin = !no_stdin && v[0]["Config"]["OpenStdin"].as_bool().unwrap_or(false);
             let session = attach::Session { start: AttachStart { id: container, stdin, exec: None }, tty, exec: false };
-            let ended = attach::run(&mut c, session, |_| async { Ok(()) }).await?;
+            let ended = attach::run(&mut c, session, |_| async { Ok(()) }).await.map_err(|e| session_failed(e, "the container"))?;
             return Ok(match ended {
                 attach::Ended::Exit(code) => code,
                 attach::Ended::Detached => 0,
@@ -778,7 +832,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 match c.wait(ContainerRef { id }).await {
                     Ok(r) => println!("{}", r.into_inner().exit_code),
                     Err(e) => {
-                        eprintln!("rind: {}", e.message());
+                        eprintln!("rind: {}", errors::message(&e));
                         code = 1;
                     }
                 }
@@ -856,6 +910,9 @@ fn main() {
     let code = match rt.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
+            if errors::is_broken_pipe(&e) {
+                errors::die_of_sigpipe();
+            }
             eprintln!("rind: {e:#}");
             e.downcast_ref::<Exit>().map(|x| x.0).unwrap_or(1)
         }

@@ -16,7 +16,7 @@ use crate::services::containers::Containers;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EventsError {
-    #[error("serve shim events on {path}: {source}")]
+    #[error("serve shim events on {path}")]
     Serve {
         path: String,
         #[source]
@@ -65,7 +65,7 @@ pub async fn serve(path: &Path, containers: Arc<Containers>) -> Result<ttrpc::r#
     // Only root (the shims) may publish.
     use std::os::unix::fs::PermissionsExt;
     if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
-        tracing::warn!(path = %path.display(), error = %e, "restrict events socket");
+        tracing::warn!(path = %path.display(), error = %rind_common::error::Chain(&e), "restrict events socket");
     }
     Ok(server)
 }

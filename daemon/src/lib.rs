@@ -4,6 +4,7 @@
 pub mod api;
 pub mod config;
 pub mod content;
+pub mod dirs;
 pub mod events;
 pub mod images;
 pub mod services;

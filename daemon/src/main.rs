@@ -62,15 +62,29 @@ fn main() -> anyhow::Result<()> {
         let r = beside_us("rind-runtime");
         r.is_absolute().then(|| r.display().to_string())
     });
-    for d in [&root, &state] {
-        std::fs::create_dir_all(d).with_context(|| format!("create {}", d.display()))?;
-    }
+    // Before anything else touches them: a second rindd on either dir stops
+    // here. Held until we exit.
+    let _locks = rindd::dirs::prepare(&root, &state)?;
     let content = Arc::new(rindd::content::ContentStore::open(&root.join("content")).context("content store")?);
     let store = Arc::new(Mutex::new(rindd::store::Store::open(&root.join("meta.db")).context("metadata store")?));
+    // No load runs yet: whatever a load left (a rindd killed mid-load) goes.
+    let cleaned = rindd::services::ingest::clean_at_start(&root, &content, &store.lock().expect("store lock")).context("clean ingest")?;
+    if cleaned != rindd::services::ingest::Cleaned::default() {
+        tracing::info!(
+            partial = cleaned.partial,
+            blobs = cleaned.collected.blobs,
+            snapshots = cleaned.collected.snapshots,
+            "cleaned up after an interrupted load"
+        );
+    }
     let events_sock = state.join("events.sock");
     let runtime_name = runtime.clone().unwrap_or_else(|| "rind-runtime".into());
-    let shim = Arc::new(ShimBinary { path: shim_path, events: events_sock.clone(), runtime });
+    let shim = Arc::new(ShimBinary { path: shim_path, events: events_sock.clone(), runtime, state: state.clone() });
     let paths = Paths { root: root.clone(), state: state.clone() };
+    let limits = rindd::images::Limits {
+        max_layer_size: file.max_layer_size.map_or(rindd::images::Limits::DEFAULT_MAX_LAYER_SIZE, |s| s.0),
+        ..Default::default()
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("tokio runtime")?;
     rt.block_on(async {
         let (containers, kicks) = Containers::new(paths, store.clone(), content.clone(), shim);
@@ -95,7 +109,7 @@ fn main() -> anyhow::Result<()> {
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
-        let api = rindd::api::rind::RindApi { root: root.clone(), content, store, containers, runtime: runtime_name };
+        let api = rindd::api::rind::RindApi { root: root.clone(), content, store, containers, runtime: runtime_name, limits };
         // Containers keep running: their shims own them, not us.
         tonic::transport::Server::builder()
             .add_service(RindServer::new(api))

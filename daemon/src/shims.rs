@@ -3,12 +3,17 @@
 //! sees both through the [`ShimLauncher`] and [`TaskApi`] traits, so its
 //! logic can be tested against a fake.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::Stdio;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::watch;
 
 use containerd_shim_protos::api;
 use containerd_shim_protos::protobuf::Message;
@@ -22,7 +27,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShimError {
-    #[error("run {binary} {action}: {source}")]
+    #[error("run {binary} {action}")]
     Spawn {
         binary: String,
         action: &'static str,
@@ -31,11 +36,11 @@ pub enum ShimError {
     },
     #[error("{binary} {action} failed: {stderr}")]
     Failed { binary: String, action: &'static str, stderr: String },
-    #[error("connect to shim {address}: {source}")]
+    #[error("connect to shim {address}")]
     Connect {
         address: String,
         #[source]
-        source: ttrpc::Error,
+        source: std::io::Error,
     },
     #[error("shim {call}: {message}")]
     Call { call: &'static str, message: String, not_found: bool },
@@ -54,10 +59,15 @@ impl ShimError {
 /// `delete` commands, and a Task client on a shim's address.
 #[async_trait]
 pub trait ShimLauncher: Send + Sync {
+    /// Where the shim of container `id` listens once started: known before
+    /// `start`, so it can be recorded before the shim exists.
+    fn address(&self, id: &str) -> String;
     /// `start`: launches the container's shim; returns its address.
     async fn start(&self, id: &str, bundle: &Path) -> Result<String, ShimError>;
-    /// `delete`: cleans up after a shim that is gone and returns the exit
-    /// it found in the bundle (or made up, if there was none).
+    /// `delete`: cleans up after a shim that is gone and returns the init's
+    /// exit status and time from its DeleteResponse. No time means the shim
+    /// had no record of the exit: the status is made up (the runc shim and
+    /// ours say 137), and rindd does not believe it.
     async fn delete(&self, id: &str, bundle: &Path) -> Result<(u32, Option<SystemTime>), ShimError>;
     /// A Task client on a running shim.
     async fn connect(&self, address: &str) -> Result<Arc<dyn TaskApi>, ShimError>;
@@ -85,6 +95,10 @@ pub trait TaskApi: Send + Sync {
     async fn stats(&self, id: &str) -> Result<Option<containerd_shim_protos::protobuf::well_known_types::any::Any>, ShimError>;
     /// Tells the shim to exit; a connection it closes as it goes is success.
     async fn shutdown(&self, id: &str) -> Result<(), ShimError>;
+    /// Resolves once this connection to the shim is gone: the shim exited or
+    /// was killed (the kernel closes its end), or the client was dropped.
+    /// Independent of `self`, so a watcher need not keep the client alive.
+    fn closed(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 }
 
 /// The shim v2 binary rindd runs, and where its shims publish events.
@@ -95,9 +109,19 @@ pub struct ShimBinary {
     pub events: PathBuf,
     /// Another runc-compatible runtime for the shim to use, if any.
     pub runtime: Option<String>,
+    /// rindd's state dir, which the shim keeps its sockets (`s/`) and the
+    /// runtime's state (`runtime/`) under (RIND_SHIM_STATE): two rindd with
+    /// their own `--state` share neither.
+    pub state: PathBuf,
 }
 
 impl ShimBinary {
+    /// Where our shim puts its sockets (RIND_SHIM_STATE tells it `state`);
+    /// the name in it is `rind_common::shim::socket_path`'s, as the shim's.
+    fn socket_dir(&self) -> PathBuf {
+        self.state.join("s")
+    }
+
     fn command(&self, id: &str, bundle: &Path, action: &str) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(&self.path);
         cmd.args(["-namespace", NAMESPACE, "-id", id, "-address"])
@@ -110,6 +134,28 @@ impl ShimBinary {
             .stderr(Stdio::piped());
         if let Some(r) = &self.runtime {
             cmd.env("RIND_SHIM_RUNTIME", r);
+        }
+        cmd.env("RIND_SHIM_STATE", &self.state);
+        if action == "start" {
+            // `start` dies with rindd: a rindd killed while `start` runs leaves
+            // either no shim or one listening at the address it recorded,
+            // never one that comes up after the next rindd looked for it.
+            // The shim server it forks does not inherit this (prctl(2)).
+            let parent = std::process::id() as libc::pid_t;
+            // SAFETY: prctl and getppid are async-signal-safe; nothing else
+            // runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    // rindd died before the prctl: it cannot fire any more.
+                    if libc::getppid() != parent {
+                        return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                    }
+                    Ok(())
+                });
+            }
         }
         cmd
     }
@@ -130,6 +176,11 @@ impl ShimBinary {
 
 #[async_trait]
 impl ShimLauncher for ShimBinary {
+    fn address(&self, id: &str) -> String {
+        let events = self.events.display().to_string();
+        format!("unix://{}", rind_common::shim::socket_path(&self.socket_dir(), &events, NAMESPACE, id).display())
+    }
+
     /// The shim daemonises in its own session and prints its address.
     async fn start(&self, id: &str, bundle: &Path) -> Result<String, ShimError> {
         let out = self.run(id, bundle, "start").await?;
@@ -171,12 +222,64 @@ fn call_err(call: &'static str) -> impl FnOnce(ttrpc::Error) -> ShimError {
 pub struct Shim {
     client: TaskClient,
     address: String,
+    /// True once the connection ended (see [`Watched`]).
+    closed: watch::Receiver<bool>,
 }
 
 impl Shim {
     async fn connect(address: &str) -> Result<Shim, ShimError> {
-        let client = Client::connect(address).await.map_err(|source| ShimError::Connect { address: address.to_string(), source })?;
-        Ok(Shim { client: TaskClient::new(client), address: address.to_string() })
+        let err = |source| ShimError::Connect { address: address.to_string(), source };
+        let path = address.strip_prefix("unix://").unwrap_or(address);
+        let stream = tokio::net::UnixStream::connect(path).await.map_err(err)?;
+        let (tx, closed) = watch::channel(false);
+        let socket = ttrpc::r#async::transport::Socket::new(Watched { stream, closed: tx });
+        Ok(Shim { client: TaskClient::new(Client::new(socket)), address: address.to_string(), closed })
+    }
+}
+
+/// The socket under a shim's ttrpc client, which says when the connection
+/// ends. ttrpc's reader always has a read pending, so a shim's death (the
+/// kernel closes its end: EOF or ECONNRESET) is seen at once, with no call
+/// in flight; and when the client is dropped, so is the sender.
+struct Watched {
+    stream: tokio::net::UnixStream,
+    closed: watch::Sender<bool>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let me = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(&mut me.stream).poll_read(cx, buf);
+        let ended = match &r {
+            // Nothing read into room for something: end of file.
+            Poll::Ready(Ok(())) => buf.filled().len() == before && buf.remaining() > 0,
+            Poll::Ready(Err(_)) => true,
+            Poll::Pending => false,
+        };
+        if ended {
+            me.closed.send_replace(true);
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let me = self.get_mut();
+        let r = Pin::new(&mut me.stream).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Err(_))) {
+            me.closed.send_replace(true);
+        }
+        r
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }
 
@@ -262,5 +365,58 @@ impl TaskApi for Shim {
             Ok(_) | Err(ttrpc::Error::RemoteClosed) | Err(ttrpc::Error::LocalClosed) => Ok(()),
             Err(e) => Err(call_err("shutdown")(e)),
         }
+    }
+
+    fn closed(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+        let mut rx = self.closed.clone();
+        // Err: the sender is gone with the connection; closed all the same.
+        Box::pin(async move {
+            let _ = rx.wait_for(|closed| *closed).await;
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ttrpc server that answers nothing, on a socket in `dir`.
+    fn listener(dir: &Path) -> (std::os::unix::net::UnixListener, String) {
+        let path = dir.join("shim.sock");
+        let l = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        (l, format!("unix://{}", path.display()))
+    }
+
+    #[tokio::test]
+    async fn closed_resolves_when_the_shim_end_closes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (l, address) = listener(dir.path());
+        let shim = Shim::connect(&address).await.expect("connect");
+        let (peer, _) = l.accept().expect("accept");
+        let closed = shim.closed();
+        assert!(!*shim.closed.borrow(), "open while the shim holds its end");
+        // The shim dies: the kernel closes its end of the connection.
+        drop(peer);
+        closed.await;
+        assert!(*shim.closed.borrow());
+    }
+
+    #[tokio::test]
+    async fn closed_resolves_when_the_client_is_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (l, address) = listener(dir.path());
+        let shim = Shim::connect(&address).await.expect("connect");
+        let _peer = l.accept().expect("accept");
+        let closed = shim.closed();
+        drop(shim);
+        closed.await;
+    }
+
+    #[test]
+    fn address_is_the_socket_the_shim_binds() {
+        let b = ShimBinary { path: "/x/shim".into(), events: "/run/rind/events.sock".into(), runtime: None, state: "/run/rind".into() };
+        let sock = rind_common::shim::socket_path(Path::new(rind_common::shim::SOCKET_DIR), "/run/rind/events.sock", NAMESPACE, "abc");
+        assert_eq!(b.address("abc"), format!("unix://{}", sock.display()));
+        assert_ne!(b.address("abc"), b.address("abd"));
     }
 }

@@ -15,8 +15,14 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start() -> Daemon {
+        Daemon::start_with_config("debug = false\n")
+    }
+
+    /// A rindd whose config.toml holds `toml`.
+    pub fn start_with_config(toml: &str) -> Daemon {
         require_root();
         let dir = tempfile::Builder::new().prefix("rindd").tempdir_in("/run").unwrap();
+        std::fs::write(dir.path().join("config.toml"), toml).unwrap();
         let mut d = Daemon { child: None, dir };
         d.spawn();
         d

@@ -241,7 +241,7 @@ fn each_run_flag_is_visible_inside() {
     assert!(t0.elapsed() < Duration::from_secs(1) + patience(Duration::from_secs(4)), "not the 1 s stop timeout: {:?}", t0.elapsed());
     d.ok(&["rm", "slow"]);
     // -d and --name.
-    let id = d.ok(&["run", "-d", "--name", "named", "busybox", "sleep", "100"]);
+    let id = d.ok(&["run", "-d", "--name", "named", "busybox", "sleep", "100000"]);
     assert_eq!(inspect(&d, "named", "{{.Id}}"), id.trim());
     d.ok(&["rm", "-f", "named"]);
     // --rm: gone after exit.
@@ -381,7 +381,7 @@ fn restart_policies_with_back_off() {
     d.wait_for("the decision not to restart always", Duration::from_secs(30), || not_restarted(&d, "always") == 1);
     assert_eq!(inspect(&d, "always", "{{.State.Status}} {{.RestartCount}}"), format!("exited {n}"));
     // unless-stopped: stopped by the user stays stopped across a daemon restart; always does not.
-    d.ok(&["run", "-d", "--name", "us", "--restart", "unless-stopped", "busybox", "sleep", "100"]);
+    d.ok(&["run", "-d", "--name", "us", "--restart", "unless-stopped", "busybox", "sleep", "100000"]);
     d.ok(&["stop", "-t", "0", "us"]);
     d.wait_for("the decision not to restart us", Duration::from_secs(30), || not_restarted(&d, "us") == 1);
     let mut d = d;
@@ -402,7 +402,7 @@ fn rm_f_of_everything_leaves_nothing() {
     let d = daemon();
     for i in 0..4 {
         let n = format!("c{i}");
-        d.ok(&["run", "-d", "--name", &n, "-i", "-t", "busybox", "sleep", "100"]);
+        d.ok(&["run", "-d", "--name", &n, "-i", "-t", "busybox", "sleep", "100000"]);
     }
     d.ok(&["run", "-d", "--name", "exited", "busybox", "true"]);
     d.ok(&["pause", "c1"]);
@@ -548,4 +548,17 @@ fn the_image_config_gives_the_defaults() {
     assert!(d.root().join("containers").join(&id).join("volumes/0").is_dir());
     d.ok(&["rm", "app"]);
     assert!(!d.root().join("containers").join(&id).exists());
+}
+
+#[test]
+fn inspect_shows_an_oom_kill() {
+    let d = daemon();
+    // 64 MiB through dd's buffer in an 8 MiB cgroup: the kernel kills it.
+    let out = d.rind(&["run", "--name", "hog", "-m", "8m", "busybox", "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"]);
+    assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
+    // TaskOOM and TaskExit are separate events: wait for the first too.
+    d.wait_for("OOMKilled", Duration::from_secs(10), || inspect(&d, "hog", "{{.State.OOMKilled}}") == "true");
+    assert_eq!(inspect(&d, "hog", "{{.State.Status}} {{.State.ExitCode}}"), "exited 137");
+    d.ok(&["run", "--name", "fine", "-m", "8m", "busybox", "true"]);
+    assert_eq!(inspect(&d, "fine", "{{.State.OOMKilled}} {{.State.ExitCode}}"), "false 0");
 }

@@ -1,11 +1,13 @@
 //! `kill -9 rindd` loses nothing: the shims keep the containers, their logs
 //! and their exit codes; a new rindd reconciles. And a "reboot" (no shims,
-//! an empty state dir) starts cleanly.
+//! an empty state dir) starts cleanly. No shim outlives its container, and
+//! a shim's death is noticed while rindd runs.
 
 use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
 
-use rind_tests::daemon::Daemon;
+use rind_tests::daemon::{procs_with_cwd_under, Daemon};
 use rind_tests::*;
 
 fn inspect(d: &Daemon, id: &str, f: &str) -> String {
@@ -197,4 +199,137 @@ fn a_lost_shim_is_reported_and_its_container_cleaned() {
     assert!(!d.state().join("containers").join(inspect(&d, "orphan", "{{.Id}}")).exists(), "bundle cleaned");
     assert!(!std::path::Path::new(address.trim().trim_start_matches("unix://")).exists(), "the dead shim's socket is removed");
     d.ok(&["rm", "orphan"]);
+}
+
+/// The shim process serving container `name` (its working directory is the bundle).
+fn shim_of(d: &Daemon, name: &str) -> i32 {
+    let bundle = d.state().join("containers").join(inspect(d, name, "{{.Id}}"));
+    let shims: Vec<i32> =
+        procs_with_cwd_under(&bundle).into_iter().filter(|(_, comm)| comm.starts_with("containerd-shim")).map(|(p, _)| p).collect();
+    assert_eq!(shims.len(), 1, "one shim for {name}: {shims:?}");
+    shims[0]
+}
+
+fn sigkill(pid: i32) {
+    // SAFETY: kill(2) on a pid this test found; no memory involved.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
+/// Issue 10, item 5: a shim killed while rindd runs is noticed at once, its
+/// container marked as a restart marks it, and its restart policy applies.
+#[test]
+fn a_shim_killed_while_the_daemon_runs_is_noticed_at_once() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.ok(&["run", "-d", "--name", "victim", "busybox", "sleep", "1000"]);
+    d.ok(&["run", "-d", "--name", "phoenix", "--restart", "always", "busybox", "sleep", "1000"]);
+    let pid: i32 = inspect(&d, "victim", "{{.State.Pid}}").parse().unwrap();
+    sigkill(shim_of(&d, "victim"));
+    d.wait_for("ps -a to show the container dead", Duration::from_secs(10), || {
+        d.ok(&["ps", "-a", "--format", "{{.Names}} {{.State}}"]).lines().any(|l| l == "victim dead")
+    });
+    assert_eq!(inspect(&d, "victim", "{{.State.Status}} {{.State.ExitCode}}"), "dead -1");
+    assert_eq!(inspect(&d, "victim", "{{.State.Error}}"), "exit status unknown (shim lost)");
+    // `shim delete` cleaned up after it: the container, its mounts, its bundle.
+    wait_until("the orphaned container killed", Duration::from_secs(10), || !pid_alive(pid));
+    assert!(!d.state().join("containers").join(inspect(&d, "victim", "{{.Id}}")).exists(), "bundle cleaned");
+    // The verbs answer for a container that is not running, not with a ttrpc error.
+    d.ok(&["stop", "victim"]);
+    let exec = d.rind(&["exec", "victim", "true"]);
+    assert!(!exec.status.success(), "exec in a dead container");
+    assert!(stderr(&exec).contains("not running") && !stderr(&exec).contains("ttrpc"), "{}", stderr(&exec));
+    // A restart policy applies as after any exit.
+    let old = shim_of(&d, "phoenix");
+    sigkill(old);
+    d.wait_for("phoenix restarted by its policy", Duration::from_secs(20), || {
+        inspect(&d, "phoenix", "{{.State.Status}} {{.RestartCount}}").starts_with("running ")
+            && inspect(&d, "phoenix", "{{.RestartCount}}") != "0"
+    });
+    assert_ne!(shim_of(&d, "phoenix"), old, "a new shim");
+    assert_eq!(d.ok(&["exec", "phoenix", "echo", "up"]), "up\n");
+    for n in ["victim", "phoenix"] {
+        d.ok(&["rm", "-f", n]);
+    }
+    d.wait_for("no shim left", Duration::from_secs(5), || d.shim_pids().is_empty());
+    assert!(mounts_under(&d.state()).is_empty(), "{:?}", mounts_under(&d.state()));
+}
+
+/// Issue 10, item 4: `rm -f` racing `start` of the same container. Whichever
+/// wins, no shim outlives its container (before: 16 of 20 shims were left).
+#[test]
+fn rm_f_racing_start_leaves_no_shim() {
+    let d = Daemon::start();
+    d.load_busybox();
+    for i in 0..20 {
+        let n = format!("race{i}");
+        d.ok(&["create", "--name", &n, "busybox", "sleep", "1000"]);
+        let start = d.rind_cmd().args(["start", &n]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let rm = d.rind_cmd().args(["rm", "-f", &n]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let (start, rm) = (start.wait_with_output().unwrap(), rm.wait_with_output().unwrap());
+        assert!(rm.status.success(), "rm -f {n}: {}", stderr(&rm));
+        // start ran first (and its container was then removed) or found none.
+        assert!(start.status.success() || stderr(&start).to_lowercase().contains("no such container"), "start {n}: {}", stderr(&start));
+    }
+    assert_eq!(d.ok(&["ps", "-aq"]), "", "every container removed");
+    d.wait_for("no shim left", Duration::from_secs(10), || d.shim_pids().is_empty());
+    let bundles = std::fs::read_dir(d.state().join("containers")).map(|r| r.count()).unwrap_or(0);
+    assert_eq!(bundles, 0, "no bundle left");
+    assert!(mounts_under(&d.state()).is_empty(), "{:?}", mounts_under(&d.state()));
+}
+
+/// Issue 10, item 4: `kill -9 rindd` the moment a `run -d` has a shim, before
+/// rindd could have heard its address back. The next rindd finds the shim
+/// from the address recorded before it was started and takes it down.
+#[test]
+fn kill_9_of_the_daemon_during_run_leaves_no_orphan_shim() {
+    let mut d = Daemon::start();
+    d.load_busybox();
+    for i in 0..10 {
+        let n = format!("cut{i}");
+        let mut run = d
+            .rind_cmd()
+            .args(["run", "-d", "--name", &n, "busybox", "sleep", "1000"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Polled without a pause: the window is a few milliseconds.
+        let end = std::time::Instant::now() + patience(Duration::from_secs(20));
+        while d.shim_pids().is_empty() && run.try_wait().unwrap().is_none() {
+            assert!(std::time::Instant::now() < end, "no shim for {n}: {}", d.log());
+        }
+        d.kill9();
+        let _ = run.wait();
+        d.spawn();
+        // The shim is the container's if it runs, and gone if it does not.
+        d.wait_for("every shim owned by a running container", Duration::from_secs(10), || {
+            d.shim_pids().len() == d.ok(&["ps", "-q"]).lines().count()
+        });
+        d.ok(&["rm", "-f", &n]);
+        d.wait_for("no shim left", Duration::from_secs(5), || d.shim_pids().is_empty());
+    }
+    assert!(mounts_under(&d.state()).is_empty(), "{:?}", mounts_under(&d.state()));
+}
+
+/// Issue 10, item 12: the exit a shim recorded before it was lost comes back
+/// through the protocol (`shim delete`'s DeleteResponse), exact.
+#[test]
+fn an_exit_recorded_by_a_shim_lost_since_is_kept() {
+    let mut d = Daemon::start();
+    d.load_busybox();
+    let ctl = tempfile::tempdir().unwrap();
+    let vol = format!("{}:/ctl:ro", ctl.path().display());
+    d.ok(&["run", "-d", "--name", "quitter", "-v", &vol, "busybox", "sh", "-c", "while [ ! -f /ctl/go ]; do usleep 10000; done; exit 7"]);
+    let id = inspect(&d, "quitter", "{{.Id}}");
+    let shim = shim_of(&d, "quitter");
+    d.kill9();
+    std::fs::write(ctl.path().join("go"), "").unwrap();
+    wait_until("the shim records the exit", Duration::from_secs(10), || d.state().join("containers").join(&id).join("exit").exists());
+    sigkill(shim);
+    wait_until("the shim gone", Duration::from_secs(5), || d.shim_pids().is_empty());
+    d.spawn();
+    assert_eq!(inspect(&d, "quitter", "{{.State.Status}} {{.State.ExitCode}}"), "exited 7");
+    assert_ne!(inspect(&d, "quitter", "{{.State.FinishedAt}}"), "0001-01-01T00:00:00Z");
+    assert!(!d.state().join("containers").join(&id).exists(), "bundle cleaned");
+    d.ok(&["rm", "quitter"]);
 }

@@ -25,7 +25,8 @@ pub fn container_json(row: &ContainerRow, paths: &Paths) -> Value {
             "Running": status == "running" || status == "paused",
             "Paused": status == "paused",
             "Restarting": status == "restarting",
-            "OOMKilled": false,
+            // Since the last start: the shim's TaskOOM, recorded on the row.
+            "OOMKilled": row.oom_killed,
             "Dead": status == "dead",
             "Pid": row.pid,
             // Unknown (a lost shim) is -1, never a made-up code; Error says why.
@@ -94,12 +95,14 @@ mod tests {
             pid: 0,
             started_at: None,
             restart_count: 1,
+            oom_killed: true,
         };
         let paths = Paths { root: "/var/lib/rind".into(), state: "/run/rind".into() };
         let v = &container_json(&row, &paths)[0];
         assert_eq!(v["Name"], "/web");
         assert_eq!(v["State"]["Status"], "exited");
         assert_eq!(v["State"]["ExitCode"], 3);
+        assert_eq!(v["State"]["OOMKilled"], true, "the row's, not a constant");
         assert_eq!(v["State"]["FinishedAt"], "2026-01-01T00:00:01Z");
         assert_eq!(v["State"]["StartedAt"], ZERO_TIME);
         assert_eq!(v["Path"], "sh");

@@ -16,29 +16,100 @@ use crate::services::containers::{self, ContainerError, Containers};
 use crate::services::images::{self, ImageError};
 use crate::store::{Store, StoreError};
 
+/// The error and its causes, each once: a cause whose text the message
+/// already shows is not repeated.
+fn message_of(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !msg.contains(&text) {
+            msg = format!("{msg}: {text}");
+        }
+        cause = c.source();
+    }
+    msg
+}
+
 /// The one mapping from image errors to gRPC codes.
 fn status_of(e: ImageError) -> Status {
+    use crate::content::ContentError;
+    use crate::images::unpack::UnpackError;
+    // What the archive brought is refused: the caller's error. rindd's own
+    // failures (I/O, the store) are internal.
+    let refused =
+        |u: &UnpackError| matches!(u, UnpackError::Hostile { .. } | UnpackError::DiffIdMismatch { .. } | UnpackError::TooLarge { .. });
+    let msg = message_of(&e);
     match &e {
-        ImageError::Archive(_) | ImageError::Unpack(crate::images::unpack::UnpackError::Hostile { .. }) | ImageError::Config { .. } => {
-            Status::invalid_argument(e.to_string())
+        ImageError::Archive(_) | ImageError::Config { .. } | ImageError::Content(ContentError::TooLarge { .. }) => {
+            Status::invalid_argument(msg)
         }
-        ImageError::Store(StoreError::NotFound(_)) => Status::not_found(e.to_string()),
-        _ => Status::internal(e.to_string()),
+        ImageError::Unpack(u) | ImageError::Layer { source: u, .. } if refused(u) => Status::invalid_argument(msg),
+        ImageError::Store(StoreError::NotFound(_)) => Status::not_found(msg),
+        _ => Status::internal(msg),
+    }
+}
+
+/// Chunks of an archive between the client's stream and the blocking load:
+/// a few MiB in flight at most, so a slow unpack slows the client down.
+const LOAD_QUEUE: usize = 4;
+
+/// What the load's reader gets from the client's stream.
+enum Chunk {
+    Data(Vec<u8>),
+    End,
+    Failed(String),
+}
+
+/// The client's chunks as one `Read`, for the blocking import. A stream
+/// that stops without its end (the client went away) is an error, never a
+/// shorter archive.
+struct ChunkReader {
+    rx: tokio::sync::mpsc::Receiver<Chunk>,
+    buf: Vec<u8>,
+    pos: usize,
+    ended: bool,
+}
+
+impl ChunkReader {
+    fn new(rx: tokio::sync::mpsc::Receiver<Chunk>) -> ChunkReader {
+        ChunkReader { rx, buf: Vec::new(), pos: 0, ended: false }
+    }
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.buf.len() {
+            if self.ended {
+                return Ok(0);
+            }
+            match self.rx.blocking_recv() {
+                Some(Chunk::Data(d)) => (self.buf, self.pos) = (d, 0),
+                Some(Chunk::End) => self.ended = true,
+                Some(Chunk::Failed(e)) => return Err(std::io::Error::other(format!("receive the archive: {e}"))),
+                None => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the client stopped sending the archive")),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }
 
 /// The one mapping from container errors to gRPC codes.
 pub fn container_status(e: ContainerError) -> Status {
+    let msg = message_of(&e);
     match &e {
-        ContainerError::NotFound(_) | ContainerError::NoImage(_) => Status::not_found(e.to_string()),
-        ContainerError::Conflict(_) => Status::failed_precondition(e.to_string()),
-        ContainerError::Invalid(_) | ContainerError::Spec(_) | ContainerError::Restart(_) => Status::invalid_argument(e.to_string()),
-        _ => Status::internal(e.to_string()),
+        ContainerError::NotFound(_) | ContainerError::NoImage(_) => Status::not_found(msg),
+        ContainerError::Conflict(_) => Status::failed_precondition(msg),
+        ContainerError::Invalid(_) | ContainerError::Spec(_) | ContainerError::Restart(_) => Status::invalid_argument(msg),
+        _ => Status::internal(msg),
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> Status {
-    Status::internal(e.to_string())
+fn internal(e: impl std::error::Error) -> Status {
+    Status::internal(message_of(&e))
 }
 
 pub type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -50,6 +121,8 @@ pub struct RindApi {
     pub containers: Arc<Containers>,
     /// The OCI runtime the shims run, as `info` shows it.
     pub runtime: String,
+    /// What `load` accepts.
+    pub limits: crate::images::Limits,
 }
 
 impl RindApi {
@@ -135,45 +208,42 @@ impl Rind for RindApi {
         }))
     }
     async fn load_image(&self, req: Request<Streaming<LoadChunk>>) -> Result<Response<LoadImageResponse>, Status> {
-        // Spool the stream to the ingest area first: the archive is read in one pass after.
-        let ingest = self.root.join("ingest");
-        tokio::fs::create_dir_all(&ingest).await.map_err(|e| Status::internal(format!("create {}: {e}", ingest.display())))?;
-        // Unique per load: concurrent loads share one runtime thread.
-        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let spool = ingest.join(format!("load-{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)));
-        let mut file = tokio::fs::File::create(&spool).await.map_err(|e| Status::internal(format!("create {}: {e}", spool.display())))?;
-        let mut stream = req.into_inner();
-        let received = async {
-            use tokio::io::AsyncWriteExt;
-            while let Some(chunk) = stream.next().await {
-                file.write_all(&chunk?.data).await.map_err(|e| Status::internal(e.to_string()))?;
+        // The archive is read as it arrives, in one pass, by a blocking task
+        // that holds no daemon-wide lock (see services/images.rs): `ps` and
+        // exits go on while it reads, unpacks and verifies.
+        let (tx, rx) = tokio::sync::mpsc::channel(LOAD_QUEUE);
+        let (root, content, store, limits) = (self.root.clone(), self.content.clone(), self.store.clone(), self.limits);
+        let worker = tokio::task::spawn_blocking(move || {
+            let loaded = images::load(&root, &content, &store, ChunkReader::new(rx), &limits);
+            // A name that moved to the new image leaves the old one's layers
+            // unused; a refused load leaves what it wrote.
+            match images::collect_garbage_unlocked(&root, &content, &store) {
+                Ok(gone) if loaded.is_ok() => tracing::info!(blobs = gone.blobs, snapshots = gone.snapshots, "image loaded"),
+                Ok(gone) => tracing::info!(blobs = gone.blobs, snapshots = gone.snapshots, "cleaned up after a refused load"),
+                Err(e) => tracing::warn!(error = %rind_common::error::Chain(&e), "collect image garbage after a load"),
             }
-            file.flush().await.map_err(|e| Status::internal(e.to_string()))
+            loaded
+        });
+        let mut stream = req.into_inner();
+        loop {
+            let chunk = match stream.next().await {
+                Some(Ok(c)) => Chunk::Data(c.data),
+                Some(Err(e)) => Chunk::Failed(e.message().to_string()),
+                None => Chunk::End,
+            };
+            let last = !matches!(chunk, Chunk::Data(_));
+            // The send fails when the load stopped reading: its result says why.
+            if tx.send(chunk).await.is_err() || last {
+                break;
+            }
         }
-        .await;
-        if let Err(e) = received {
-            let _ = tokio::fs::remove_file(&spool).await;
-            return Err(e);
-        }
-        let (root, content, store, path) = (self.root.clone(), self.content.clone(), self.store.clone(), spool.clone());
-        let loaded = tokio::task::spawn_blocking(move || {
-            let f = std::fs::File::open(&path).map_err(|e| Status::internal(format!("open {}: {e}", path.display())))?;
-            let mut store = store.lock().expect("store lock");
-            let loaded = images::load(&root, &content, &mut store, f).map_err(status_of)?;
-            // A name that moved to the new image leaves the old one's layers unused.
-            let gone = images::collect_garbage(&root, &content, &store).map_err(status_of)?;
-            tracing::info!(blobs = gone.blobs, snapshots = gone.snapshots, "image loaded");
-            Ok::<_, Status>(loaded)
-        })
-        .await
-        .map_err(|e| Status::internal(e.to_string()));
-        let _ = tokio::fs::remove_file(&spool).await;
-        let loaded = loaded??;
+        drop(tx);
+        let loaded = worker.await.map_err(internal)?.map_err(status_of)?;
         Ok(Response::new(LoadImageResponse { names: loaded.into_iter().flat_map(|l| l.names).collect() }))
     }
 
     async fn list_images(&self, _req: Request<ListImagesRequest>) -> Result<Response<ListImagesResponse>, Status> {
-        let rows = self.store.lock().expect("store lock").images().map_err(|e| Status::internal(e.to_string()))?;
+        let rows = self.store.lock().expect("store lock").images().map_err(internal)?;
         let size = |layers: &[String]| -> u64 {
             layers
                 .iter()
@@ -191,31 +261,32 @@ impl Rind for RindApi {
 
     async fn remove_image(&self, req: Request<RemoveImageRequest>) -> Result<Response<RemoveImageResponse>, Status> {
         let mut req = req.into_inner();
-        let mut store = self.store.lock().expect("store lock");
-        if store.image(&req.name).map_err(internal)?.is_none() {
-            let latest = format!("{}:latest", req.name);
-            if req.name.contains(':') || store.image(&latest).map_err(internal)?.is_none() {
-                return Err(Status::not_found(format!("image {} not found", req.name)));
+        let removed = {
+            let mut store = self.store.lock().expect("store lock");
+            if store.image(&req.name).map_err(internal)?.is_none() {
+                let latest = format!("{}:latest", req.name);
+                if req.name.contains(':') || store.image(&latest).map_err(internal)?.is_none() {
+                    return Err(Status::not_found(format!("image {} not found", req.name)));
+                }
+                req.name = latest;
             }
-            req.name = latest;
-        }
-        let users: Vec<String> = store
-            .containers()
-            .map_err(|e| Status::internal(e.to_string()))?
-            .into_iter()
-            .filter(|c| c.image == req.name)
-            .map(|c| c.name)
-            .collect();
-        if !users.is_empty() && !req.force {
-            return Err(Status::failed_precondition(format!(
-                "image {} is used by container(s) {}: use --force",
-                req.name,
-                users.join(", ")
-            )));
-        }
-        let removed = store.delete_image(&req.name).map_err(|e| Status::internal(e.to_string()))?;
-        // What only this image used goes now.
-        let gone = images::collect_garbage(&self.root, &self.content, &store).map_err(status_of)?;
+            let users: Vec<String> =
+                store.containers().map_err(internal)?.into_iter().filter(|c| c.image == req.name).map(|c| c.name).collect();
+            if !users.is_empty() && !req.force {
+                return Err(Status::failed_precondition(format!(
+                    "image {} is used by container(s) {}: use --force",
+                    req.name,
+                    users.join(", ")
+                )));
+            }
+            store.delete_image(&req.name).map_err(internal)?
+        };
+        // What only this image used goes now, with no daemon-wide lock held.
+        let (root, content, store) = (self.root.clone(), self.content.clone(), self.store.clone());
+        let gone = tokio::task::spawn_blocking(move || images::collect_garbage_unlocked(&root, &content, &store))
+            .await
+            .map_err(internal)?
+            .map_err(status_of)?;
         tracing::info!(image = %req.name, blobs = gone.blobs, snapshots = gone.snapshots, "image removed");
         Ok(Response::new(RemoveImageResponse { removed }))
     }
@@ -308,7 +379,7 @@ impl Rind for RindApi {
 
     async fn rename_container(&self, req: Request<RenameContainerRequest>) -> Result<Response<Empty>, Status> {
         let req = req.into_inner();
-        self.containers.rename(&req.id, &req.name).map_err(container_status)?;
+        self.containers.rename(&req.id, &req.name).await.map_err(container_status)?;
         Ok(Response::new(Empty {}))
     }
 
@@ -395,7 +466,7 @@ pub const FOLLOW_POLL: Duration = Duration::from_millis(20);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::content::ContentError;
+    use crate::content::{ContentError, Digest};
     use crate::images::archive::ArchiveError;
     use crate::images::unpack::UnpackError;
     use crate::services::restart::RestartError;
@@ -478,6 +549,74 @@ mod tests {
     }
 
     #[test]
+    fn status_of_names_the_refused_layer_and_says_why_once() {
+        let (blob, want, got) = (Digest::of(b"blob"), Digest::of(b"busybox"), Digest::of(b"poison"));
+        let mismatch = ImageError::Layer {
+            index: 2,
+            count: 3,
+            image: "evil:1".into(),
+            blob: blob.clone(),
+            source: UnpackError::DiffIdMismatch { expected: want.clone(), actual: got.clone() },
+        };
+        let big = ImageError::Layer {
+            index: 1,
+            count: 1,
+            image: "bomb:1".into(),
+            blob: blob.clone(),
+            source: UnpackError::TooLarge { limit: 10 },
+        };
+        let config = ImageError::Content(ContentError::TooLarge { what: "image config", digest: "sha256:ab".into(), limit: 4 });
+        let layers = ImageError::Archive(ArchiveError::TooManyLayers { image: "deep:1".into(), count: 300, limit: 256 });
+        assert_maps(vec![
+            (
+                status_of(mismatch),
+                Code::InvalidArgument,
+                &format!(
+                    "layer 2 of 3 of image evil:1 ({blob}): its uncompressed digest is {got}, but the image config's diff_id says {want}"
+                ),
+            ),
+            (
+                status_of(big),
+                Code::InvalidArgument,
+                &format!("layer 1 of 1 of image bomb:1 ({blob}): it is larger than 10 bytes uncompressed (max_layer_size)"),
+            ),
+            (status_of(config), Code::InvalidArgument, "image config sha256:ab is larger than 4 bytes"),
+            (status_of(layers), Code::InvalidArgument, "image deep:1 has 300 layers: rind takes at most 256"),
+        ]);
+        let io_failure = ImageError::Layer {
+            index: 1,
+            count: 1,
+            image: "x".into(),
+            blob,
+            source: UnpackError::Exists("/var/lib/rind/snapshots/1/fs".into()),
+        };
+        assert_eq!(status_of(io_failure).code(), Code::Internal);
+    }
+
+    #[test]
+    fn chunk_reader_joins_chunks_and_refuses_a_stream_cut_short() {
+        use std::io::Read;
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        for c in [Chunk::Data(b"ab".to_vec()), Chunk::Data(Vec::new()), Chunk::Data(b"cde".to_vec()), Chunk::End] {
+            tx.try_send(c).unwrap();
+        }
+        let mut all = Vec::new();
+        ChunkReader::new(rx).read_to_end(&mut all).unwrap();
+        assert_eq!(all, b"abcde");
+
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        tx.try_send(Chunk::Data(b"ab".to_vec())).unwrap();
+        drop(tx);
+        let e = ChunkReader::new(rx).read_to_end(&mut Vec::new()).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        tx.try_send(Chunk::Failed("h2 reset".into())).unwrap();
+        let e = ChunkReader::new(rx).read_to_end(&mut Vec::new()).unwrap_err();
+        assert_eq!(e.to_string(), "receive the archive: h2 reset");
+    }
+
+    #[test]
     fn status_of_is_not_found_for_a_missing_row() {
         assert_maps(vec![(status_of(ImageError::Store(StoreError::NotFound("abc".into()))), Code::NotFound, "container abc not found")]);
     }
@@ -496,6 +635,16 @@ mod tests {
                 Code::Internal,
                 "remove /var/lib/rind/snapshots/ab: busy",
             ),
+        ]);
+    }
+
+    #[test]
+    fn statuses_carry_each_cause_once() {
+        let shim = ShimError::Connect { address: "/run/rind/s/ab.sock".into(), source: io("connection refused") };
+        let store = StoreError::Json { what: "container ab", source: serde_json::from_str::<u8>("x").unwrap_err() };
+        assert_maps(vec![
+            (container_status(ContainerError::Shim(shim)), Code::Internal, "connect to shim /run/rind/s/ab.sock: connection refused"),
+            (internal(store), Code::Internal, "metadata store: bad JSON in container ab: expected value at line 1 column 1"),
         ]);
     }
 }

@@ -47,7 +47,7 @@ async fn open_writer(path: &Path) -> Option<tokio::net::unix::pipe::Sender> {
             Ok(s) => return Some(s),
             Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(10)).await,
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "open stdin");
+                tracing::warn!(path = %path.display(), error = %rind_common::error::Chain(&e), "open stdin");
                 return None;
             }
         }
@@ -190,7 +190,8 @@ async fn copy_output(path: PathBuf, stream: &'static str, tx: Tx) {
 pub async fn exec(containers: Arc<Containers>, mut input: Streaming<AttachIn>) -> Result<BoxStream<AttachOut>, Status> {
     let start = first(&mut input).await?;
     let p = start.exec.ok_or_else(|| Status::invalid_argument("exec needs a process"))?;
-    let (row, shim) = containers.shim_for(&start.id).map_err(container_status)?;
+    // Refused early if not running; exec_start checks again under the lock.
+    let (row, _) = containers.shim_for(&start.id).map_err(container_status)?;
     let exec_id = Containers::new_exec_id();
     let bundle = containers.paths.bundle(&row.id);
     let fifo = |s: &str| bundle.join(format!("exec-{exec_id}-{s}"));
@@ -222,20 +223,16 @@ pub async fn exec(containers: Arc<Containers>, mut input: Streaming<AttachIn>) -
             copies.push(tokio::spawn(copy_output(stderr.clone(), "stderr", tx.clone())));
         }
     }
-    let started = async {
-        let r = containers.exec_request(&row, &exec_id, &req, io).map_err(container_status)?;
-        shim.exec(r).await.map_err(|e| container_status(e.into()))?;
-        shim.start(&row.id, &exec_id).await.map_err(|e| container_status(e.into()))
-    }
-    .await;
-    if let Err(e) = started {
-        for c in copies {
-            c.abort();
+    let shim = match containers.exec_start(&row, &exec_id, &req, io).await {
+        Ok(shim) => shim,
+        Err(e) => {
+            for c in copies {
+                c.abort();
+            }
+            cleanup();
+            return Err(container_status(e));
         }
-        let _ = shim.delete(&row.id, &exec_id).await;
-        cleanup();
-        return Err(e);
-    }
+    };
     let (id, eid) = (row.id.clone(), exec_id.clone());
     let s2 = shim.clone();
     tokio::spawn(pump_input(input, p.stdin.then_some(stdin), move || Some(s2.clone()), id, eid));
@@ -249,7 +246,7 @@ pub async fn exec(containers: Arc<Containers>, mut input: Streaming<AttachIn>) -
         }
         let exit = match waited {
             Ok(w) => WaitResponse { exit_code: w.exit_status as i32, error: String::new() },
-            Err(e) => WaitResponse { exit_code: -1, error: e.to_string() },
+            Err(e) => WaitResponse { exit_code: -1, error: rind_common::error::chain(&e) },
         };
         send_out(&tx, Out::Exit(exit)).await;
         let _ = shim.delete(&row.id, &exec_id).await;

@@ -1,7 +1,8 @@
 //! `rind load`: image archives as `docker save` writes them (manifest.json,
 //! legacy `<id>/layer.tar` or OCI blobs) and OCI image layouts (index.json),
 //! read as one stream. Every file goes into the content store (blobs under
-//! their digest are verified); then the manifests say what the images are.
+//! their digest are verified) under the load's lease; then the manifests say
+//! what the images are. JSON documents and layer counts have limits.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -10,12 +11,13 @@ use std::path::{Path, PathBuf};
 use oci_spec::image::{ImageIndex, ImageManifest, MediaType};
 use serde::Deserialize;
 
-use crate::content::{ContentError, ContentStore, Digest};
+use crate::content::{ContentError, ContentStore, Digest, Lease};
 use crate::images::unpack::clean_entry_path;
+use crate::images::Limits;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
-    #[error("read archive: {0}")]
+    #[error("read archive")]
     Read(#[source] std::io::Error),
     #[error("archive entry {entry:?} refused: {reason}")]
     Hostile { entry: String, reason: &'static str },
@@ -29,6 +31,10 @@ pub enum ArchiveError {
     Invalid { what: String, reason: String },
     #[error("the archive has neither manifest.json nor index.json")]
     Unknown,
+    #[error("{entry} is larger than {limit} bytes")]
+    TooLarge { entry: String, limit: u64 },
+    #[error("image {image} has {count} layers: rind takes at most {limit}")]
+    TooManyLayers { image: String, count: usize, limit: usize },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,13 +55,19 @@ struct DockerManifest {
     layers: Vec<String>,
 }
 
-const MAX_JSON: u64 = 16 << 20;
-
 fn invalid(what: impl Into<String>, reason: impl ToString) -> ArchiveError {
     ArchiveError::Invalid { what: what.into(), reason: reason.to_string() }
 }
 
-pub fn import(store: &ContentStore, archive: impl Read) -> Result<Vec<ImportedImage>, ArchiveError> {
+/// Refuses an image with more layers than `limits` allow.
+fn check_layers(image: impl FnOnce() -> String, count: usize, limits: &Limits) -> Result<(), ArchiveError> {
+    if count > limits.max_layers {
+        return Err(ArchiveError::TooManyLayers { image: image(), count, limit: limits.max_layers });
+    }
+    Ok(())
+}
+
+pub fn import(store: &ContentStore, lease: &Lease<'_>, archive: impl Read, limits: &Limits) -> Result<Vec<ImportedImage>, ArchiveError> {
     let mut files: HashMap<PathBuf, Digest> = HashMap::new();
     let mut links: HashMap<PathBuf, PathBuf> = HashMap::new();
     let mut json: HashMap<String, Vec<u8>> = HashMap::new();
@@ -79,11 +91,12 @@ pub fn import(store: &ContentStore, archive: impl Read) -> Result<Vec<ImportedIm
         }
         let top = rel.to_string_lossy().into_owned();
         if matches!(top.as_str(), "index.json" | "manifest.json" | "oci-layout" | "repositories") {
-            if entry.header().size().unwrap_or(0) > MAX_JSON {
-                return Err(invalid(top, "too large"));
-            }
+            let limit = limits.max_json_size;
             let mut buf = Vec::new();
-            entry.read_to_end(&mut buf).map_err(ArchiveError::Read)?;
+            (&mut entry).take(limit.saturating_add(1)).read_to_end(&mut buf).map_err(ArchiveError::Read)?;
+            if buf.len() as u64 > limit {
+                return Err(ArchiveError::TooLarge { entry: top, limit });
+            }
             json.insert(top, buf);
             continue;
         }
@@ -95,7 +108,8 @@ pub fn import(store: &ContentStore, archive: impl Read) -> Result<Vec<ImportedIm
             ),
             Err(_) => None,
         };
-        let d = store.write(expected.as_ref(), &mut entry).map_err(|source| ArchiveError::Content { entry: shown, source })?;
+        let d =
+            store.write_leased(lease, expected.as_ref(), &mut entry).map_err(|source| ArchiveError::Content { entry: shown, source })?;
         files.insert(rel, d);
     }
     let resolve = |p: &str| -> Result<Digest, ArchiveError> {
@@ -113,6 +127,7 @@ pub fn import(store: &ContentStore, archive: impl Read) -> Result<Vec<ImportedIm
         return manifests
             .into_iter()
             .map(|dm| {
+                check_layers(|| dm.repo_tags.as_ref().and_then(|t| t.first()).unwrap_or(&dm.config).clone(), dm.layers.len(), limits)?;
                 Ok(ImportedImage {
                     names: dm.repo_tags.unwrap_or_default(),
                     config: resolve(&dm.config)?,
@@ -135,10 +150,11 @@ pub fn import(store: &ContentStore, archive: impl Read) -> Result<Vec<ImportedIm
         let mut digest =
             Digest::parse(desc.digest().as_ref()).map_err(|source| ArchiveError::Content { entry: "index.json".into(), source })?;
         // A multi-platform index: take the linux/amd64 manifest.
+        let json_of = |d: &Digest, what: &'static str| {
+            store.read_max(d, what, limits.max_json_size).map_err(|source| ArchiveError::Content { entry: d.to_string(), source })
+        };
         if *desc.media_type() == MediaType::ImageIndex {
-            let inner: ImageIndex =
-                serde_json::from_slice(&store.read(&digest).map_err(|source| ArchiveError::Content { entry: digest.to_string(), source })?)
-                    .map_err(|e| invalid(digest.to_string(), e))?;
+            let inner: ImageIndex = serde_json::from_slice(&json_of(&digest, "index")?).map_err(|e| invalid(digest.to_string(), e))?;
             let pick = inner
                 .manifests()
                 .iter()
@@ -146,16 +162,19 @@ pub fn import(store: &ContentStore, archive: impl Read) -> Result<Vec<ImportedIm
                 .ok_or_else(|| invalid(digest.to_string(), "no linux/amd64 manifest"))?;
             digest = Digest::parse(pick.digest().as_ref()).map_err(|source| ArchiveError::Content { entry: "index".into(), source })?;
         }
-        let data = store.read(&digest).map_err(|source| ArchiveError::Content { entry: digest.to_string(), source })?;
+        let data = json_of(&digest, "manifest")?;
         let manifest: ImageManifest = serde_json::from_slice(&data).map_err(|e| invalid(digest.to_string(), e))?;
         let config = Digest::parse(manifest.config().digest().as_ref())
             .map_err(|source| ArchiveError::Content { entry: digest.to_string(), source })?;
+        check_layers(|| names.first().cloned().unwrap_or_else(|| digest.to_string()), manifest.layers().len(), limits)?;
         let layers = manifest
             .layers()
             .iter()
             .map(|l| Digest::parse(l.digest().as_ref()).map_err(|source| ArchiveError::Content { entry: digest.to_string(), source }))
             .collect::<Result<Vec<_>, _>>()?;
         for d in std::iter::once(&config).chain(&layers) {
+            // Held before it is looked for: it may be another image's, and go with it.
+            lease.blob(d);
             if !store.has(d) {
                 return Err(invalid(d.to_string(), "referenced but not in the archive"));
             }
@@ -188,11 +207,15 @@ mod tests {
         let cs = ContentStore::open(t.path()).unwrap();
         let manifest = br#"[{"Config":"abc.json","RepoTags":["busybox:test"],"Layers":["l1/layer.tar"]}]"#;
         let ar = tar_with(&[("abc.json", b"{}"), ("l1/layer.tar", b"layer-bytes"), ("manifest.json", manifest)]);
-        let imgs = import(&cs, &ar[..]).unwrap();
+        let imgs = import(&cs, &cs.lease(), &ar[..], &Limits::default()).unwrap();
         assert_eq!(imgs.len(), 1);
         assert_eq!(imgs[0].names, vec!["busybox:test"]);
         assert_eq!(imgs[0].layers, vec![Digest::of(b"layer-bytes")]);
         assert_eq!(imgs[0].config, Digest::of(b"{}"));
+    }
+
+    fn imp(cs: &ContentStore, ar: &[u8]) -> Result<Vec<ImportedImage>, ArchiveError> {
+        import(cs, &cs.lease(), ar, &Limits::default())
     }
 
     #[test]
@@ -200,12 +223,43 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let cs = ContentStore::open(t.path()).unwrap();
         let wrong = format!("blobs/sha256/{}", Digest::of(b"x").hex());
-        let e = import(&cs, &tar_with(&[(&wrong, b"not x")])[..]).unwrap_err().to_string();
+        let e = imp(&cs, &tar_with(&[(&wrong, b"not x")])).unwrap_err().to_string();
         assert!(e.contains("mismatch"), "{e}");
-        let e = import(&cs, &tar_with(&[("../evil", b"x")])[..]).unwrap_err().to_string();
+        let e = imp(&cs, &tar_with(&[("../evil", b"x")])).unwrap_err().to_string();
         assert!(e.contains(".."), "{e}");
-        let e = import(&cs, &tar_with(&[("manifest.json", br#"[{"Config":"missing.json","Layers":[]}]"#)])[..]).unwrap_err().to_string();
+        let e = imp(&cs, &tar_with(&[("manifest.json", br#"[{"Config":"missing.json","Layers":[]}]"#)])).unwrap_err().to_string();
         assert!(e.contains("missing.json"), "{e}");
-        assert!(matches!(import(&cs, &tar_with(&[("x", b"y")])[..]), Err(ArchiveError::Unknown)));
+        assert!(matches!(imp(&cs, &tar_with(&[("x", b"y")])), Err(ArchiveError::Unknown)));
+    }
+
+    #[test]
+    fn import_refuses_documents_and_layer_counts_over_the_limits() {
+        let t = tempfile::tempdir().unwrap();
+        let cs = ContentStore::open(t.path()).unwrap();
+        let limits = Limits { max_layers: 2, max_json_size: 200, ..Limits::default() };
+        let imp = |ar: &[u8]| import(&cs, &cs.lease(), ar, &limits).unwrap_err();
+
+        let big = format!(r#"[{{"Config":"c.json","Layers":[],"RepoTags":["{}"]}}]"#, "x".repeat(200));
+        let e = imp(&tar_with(&[("manifest.json", big.as_bytes())]));
+        assert_eq!(e.to_string(), "manifest.json is larger than 200 bytes");
+
+        let three = br#"[{"Config":"c.json","RepoTags":["deep:1"],"Layers":["a.tar","a.tar","a.tar"]}]"#;
+        let e = imp(&tar_with(&[("c.json", b"{}"), ("a.tar", b"a"), ("manifest.json", three)]));
+        assert_eq!(e.to_string(), "image deep:1 has 3 layers: rind takes at most 2");
+
+        // An OCI manifest is a blob: its size is known only from the store.
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"x","digest":"{}","size":2}},"layers":[],"pad":"{}"}}"#,
+            Digest::of(b"{}"),
+            "x".repeat(200)
+        );
+        let md = Digest::of(manifest.as_bytes());
+        let index = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{md}","size":{}}}]}}"#,
+            manifest.len()
+        );
+        let blob = format!("blobs/sha256/{}", md.hex());
+        let e = imp(&tar_with(&[(&blob, manifest.as_bytes()), ("index.json", index.as_bytes())]));
+        assert!(e.to_string().ends_with(&format!("manifest {md} is larger than 200 bytes")), "{e}");
     }
 }

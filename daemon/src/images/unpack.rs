@@ -3,9 +3,12 @@
 //! device `x`, an opaque marker `.wh..wh..opq` the `trusted.overlay.opaque`
 //! xattr on its directory. Hostile archives are refused with the entry and
 //! the reason: absolute paths or `..`, paths through a symlink, hard links
-//! leaving the layer, device nodes. Nothing is half-written: the layer is
-//! unpacked into a temporary directory that is renamed into place only when
-//! every entry applied.
+//! leaving the layer, device nodes. The uncompressed stream is hashed and
+//! counted as it is unpacked ([`Verifier`]): a layer whose digest is not the
+//! image config's diff_id, or that is larger than the limit, is refused.
+//! Nothing is half-written: the layer is unpacked into a temporary directory
+//! that is renamed into place only when every entry applied and the digest
+//! matched.
 
 use std::ffi::OsStr;
 use std::fs::{self, File};
@@ -13,11 +16,14 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
+use sha2::{Digest as _, Sha256};
 use tar::EntryType;
+
+use crate::content::Digest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}")]
     Io {
         op: &'static str,
         path: PathBuf,
@@ -28,6 +34,13 @@ pub enum UnpackError {
     Hostile { entry: String, reason: &'static str },
     #[error("{0} already exists")]
     Exists(PathBuf),
+    /// The layer is not what the image config says it is: sharing its
+    /// snapshot under the config's chain id would hand another image's
+    /// layer this content.
+    #[error("its uncompressed digest is {actual}, but the image config's diff_id says {expected}")]
+    DiffIdMismatch { expected: Digest, actual: Digest },
+    #[error("it is larger than {limit} bytes uncompressed (max_layer_size)")]
+    TooLarge { limit: u64 },
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> UnpackError + 'a {
@@ -54,7 +67,65 @@ pub fn detect(head: &[u8]) -> Compression {
 pub struct Stats {
     pub entries: u64,
     pub whiteouts: u64,
+    /// File data written.
     pub bytes: u64,
+    /// The uncompressed layer: the whole tar stream.
+    pub size: u64,
+}
+
+/// A reader that hashes and counts what passes through it and refuses to
+/// pass more than `limit` bytes: the layer's diff_id and size come out of the
+/// one pass that unpacks it.
+pub struct Verifier<R> {
+    inner: R,
+    hash: Sha256,
+    read: u64,
+    limit: u64,
+    exceeded: bool,
+}
+
+impl<R: Read> Verifier<R> {
+    pub fn new(inner: R, limit: u64) -> Verifier<R> {
+        Verifier { inner, hash: Sha256::new(), read: 0, limit, exceeded: false }
+    }
+
+    /// Whether the stream went past the limit (the read that did failed).
+    pub fn exceeded(&self) -> bool {
+        self.exceeded
+    }
+
+    /// Bytes passed so far.
+    pub fn size(&self) -> u64 {
+        self.read
+    }
+
+    /// Reads the rest (the tar's end-of-archive blocks and anything after
+    /// them are part of the diff_id, as containerd's apply drains them too)
+    /// and returns the digest of everything read.
+    pub fn finish(&mut self) -> io::Result<Digest> {
+        io::copy(self, &mut io::sink())?;
+        Ok(Digest::of_hash(std::mem::take(&mut self.hash)))
+    }
+}
+
+impl<R: Read> Read for Verifier<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let too_large = || io::Error::other(format!("more than {} bytes", self.limit));
+        if self.exceeded {
+            return Err(too_large());
+        }
+        // One byte past the limit is enough to know it is passed.
+        let room = self.limit.saturating_sub(self.read).saturating_add(1);
+        let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if self.read + n as u64 > self.limit {
+            self.exceeded = true;
+            return Err(too_large());
+        }
+        self.hash.update(&buf[..n]);
+        self.read += n as u64;
+        Ok(n)
+    }
 }
 
 /// The entry's path, relative and without `..`, or why not.
@@ -71,8 +142,9 @@ pub fn clean_entry_path(raw: &Path) -> Result<PathBuf, &'static str> {
     Ok(out)
 }
 
-/// Unpacks the layer at `blob` into `dest`, which must not exist yet.
-pub fn unpack_layer(blob: &Path, dest: &Path) -> Result<Stats, UnpackError> {
+/// Unpacks the layer at `blob` into `dest`, which must not exist yet, if its
+/// uncompressed stream has the digest `diff_id` and at most `max_size` bytes.
+pub fn unpack_layer(blob: &Path, dest: &Path, diff_id: &Digest, max_size: u64) -> Result<Stats, UnpackError> {
     if dest.exists() {
         return Err(UnpackError::Exists(dest.to_path_buf()));
     }
@@ -81,13 +153,26 @@ pub fn unpack_layer(blob: &Path, dest: &Path) -> Result<Stats, UnpackError> {
     let head = reader.fill_buf().map_err(io_err("read layer", blob))?.to_vec();
     let stream: Box<dyn Read> = match detect(&head) {
         Compression::None => Box::new(reader),
-        Compression::Gzip => Box::new(flate2::read::GzDecoder::new(reader)),
+        // Every member, as Go's gzip reader (Docker, containerd) reads them:
+        // the diff_id is the digest of them all.
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(reader).map_err(io_err("read zstd layer", blob))?),
     };
     let name = dest.file_name().unwrap_or(OsStr::new("layer")).to_string_lossy().into_owned();
     let tmp = dest.with_file_name(format!(".{name}.unpacking-{}", std::process::id()));
     fs::create_dir_all(&tmp).map_err(io_err("create", &tmp))?;
-    match apply(stream, &tmp) {
+    let mut verifier = Verifier::new(stream, max_size);
+    let applied = apply(&mut verifier, &tmp).and_then(|mut stats| {
+        let actual = verifier.finish().map_err(io_err("read layer", blob))?;
+        if actual != *diff_id {
+            return Err(UnpackError::DiffIdMismatch { expected: diff_id.clone(), actual });
+        }
+        stats.size = verifier.size();
+        Ok(stats)
+    });
+    // Past the limit, tar's error is only a symptom.
+    let applied = if verifier.exceeded() { Err(UnpackError::TooLarge { limit: max_size }) } else { applied };
+    match applied {
         Ok(stats) => {
             fs::rename(&tmp, dest).map_err(io_err("rename into place", dest))?;
             Ok(stats)
@@ -259,8 +344,80 @@ mod tests {
             Compression::Zstd => zstd::encode_all(data, 1).unwrap(),
         };
         fs::write(&blob, bytes).unwrap();
-        let r = unpack_layer(&blob, &t.path().join("snap"));
+        let r = unpack_layer(&blob, &t.path().join("snap"), &Digest::of(data), u64::MAX);
         (t, r)
+    }
+
+    fn left_in(t: &tempfile::TempDir) -> Vec<std::ffi::OsString> {
+        fs::read_dir(t.path()).unwrap().map(|e| e.unwrap().file_name()).collect()
+    }
+
+    #[test]
+    fn verifier_hashes_counts_and_stops_past_the_limit() {
+        let data = vec![7u8; 10_000];
+        let mut v = Verifier::new(&data[..], 10_000);
+        let mut head = [0u8; 100];
+        v.read_exact(&mut head).unwrap();
+        assert_eq!(v.finish().unwrap(), Digest::of(&data), "finish drains the rest into the digest");
+        assert_eq!(v.size(), 10_000);
+        assert!(!v.exceeded());
+
+        let mut v = Verifier::new(&data[..], 9_999);
+        let e = io::copy(&mut v, &mut io::sink()).unwrap_err();
+        assert!(v.exceeded(), "{e}");
+        assert!(v.size() <= 9_999, "nothing past the limit is passed on");
+        assert!(v.read(&mut head).is_err(), "it stays refused");
+    }
+
+    #[test]
+    fn wrong_diff_id_is_refused_and_nothing_is_left() {
+        let data = layer(&[("POISONED", EntryType::Regular, "x")]);
+        let t = tempfile::tempdir().unwrap();
+        fs::write(t.path().join("blob"), &data).unwrap();
+        let claimed = Digest::of(b"busybox's real layer");
+        let e = unpack_layer(&t.path().join("blob"), &t.path().join("snap"), &claimed, u64::MAX).unwrap_err();
+        match &e {
+            UnpackError::DiffIdMismatch { expected, actual } => assert_eq!((expected, actual), (&claimed, &Digest::of(&data))),
+            other => panic!("{other}"),
+        }
+        assert!(e.to_string().contains(claimed.as_str()), "{e}");
+        assert_eq!(left_in(&t), vec![OsStr::new("blob").to_os_string()], "half-written snapshot left behind");
+    }
+
+    #[test]
+    fn layer_over_the_size_limit_is_refused_and_nothing_is_left() {
+        let data = layer(&[("big", EntryType::Regular, &"x".repeat(4096))]);
+        let t = tempfile::tempdir().unwrap();
+        fs::write(t.path().join("blob"), &data).unwrap();
+        let limit = data.len() as u64 - 1;
+        let e = unpack_layer(&t.path().join("blob"), &t.path().join("snap"), &Digest::of(&data), limit).unwrap_err();
+        assert!(matches!(e, UnpackError::TooLarge { limit: l } if l == limit), "{e}");
+        assert_eq!(left_in(&t), vec![OsStr::new("blob").to_os_string()]);
+        // Exactly at the limit is fine.
+        let stats = unpack_layer(&t.path().join("blob"), &t.path().join("snap"), &Digest::of(&data), limit + 1).unwrap();
+        assert_eq!(stats.size, data.len() as u64);
+    }
+
+    #[test]
+    fn trailing_data_and_every_gzip_member_count() {
+        // A tar, then zeros past its end, in two gzip members: the diff_id and
+        // the size are those of the whole stream, as Docker computes them.
+        let tar = layer(&[("a", EntryType::Regular, "x")]);
+        let zeros = vec![0u8; 1 << 20];
+        let gz = |d: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            io::Write::write_all(&mut e, d).unwrap();
+            e.finish().unwrap()
+        };
+        let whole: Vec<u8> = [tar.clone(), zeros.clone()].concat();
+        let t = tempfile::tempdir().unwrap();
+        fs::write(t.path().join("blob"), [gz(&tar), gz(&zeros)].concat()).unwrap();
+        let stats = unpack_layer(&t.path().join("blob"), &t.path().join("snap"), &Digest::of(&whole), u64::MAX).unwrap();
+        assert_eq!(stats.size, whole.len() as u64);
+        let e = unpack_layer(&t.path().join("blob"), &t.path().join("snap2"), &Digest::of(&tar), u64::MAX).unwrap_err();
+        assert!(matches!(e, UnpackError::DiffIdMismatch { .. }), "{e}");
+        let e = unpack_layer(&t.path().join("blob"), &t.path().join("snap3"), &Digest::of(&whole), tar.len() as u64).unwrap_err();
+        assert!(matches!(e, UnpackError::TooLarge { .. }), "{e}");
     }
 
     #[test]
@@ -310,16 +467,17 @@ mod tests {
             let (t, r) = unpack_bytes(&data, Compression::None);
             let err = r.unwrap_err().to_string();
             assert!(err.contains(want), "{err} should mention {want}");
-            let left: Vec<_> = fs::read_dir(t.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-            assert_eq!(left, vec![OsStr::new("blob").to_os_string()], "half-written snapshot left behind");
+            assert_eq!(left_in(&t), vec![OsStr::new("blob").to_os_string()], "half-written snapshot left behind");
         }
     }
 
     #[test]
     fn existing_destination_is_refused() {
         let t = tempfile::tempdir().unwrap();
-        fs::write(t.path().join("blob"), layer(&[("a", EntryType::Regular, "x")])).unwrap();
+        let data = layer(&[("a", EntryType::Regular, "x")]);
+        fs::write(t.path().join("blob"), &data).unwrap();
         fs::create_dir(t.path().join("snap")).unwrap();
-        assert!(matches!(unpack_layer(&t.path().join("blob"), &t.path().join("snap")), Err(UnpackError::Exists(_))));
+        let r = unpack_layer(&t.path().join("blob"), &t.path().join("snap"), &Digest::of(&data), u64::MAX);
+        assert!(matches!(r, Err(UnpackError::Exists(_))));
     }
 }

@@ -1,16 +1,23 @@
 //! Images: `load` imports an archive into the content store, unpacks each
-//! layer once into the shared snapshots, and records the image by name.
+//! layer once into the shared snapshots (verified against its diff_id), and
+//! records the image by name. No daemon-wide lock is held while it reads or
+//! unpacks: what it writes is under a lease until the image row, written in
+//! one short transaction, references it; the garbage collector keeps leased
+//! content and takes the store's lock only to read the rows.
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 
 use oci_spec::image::ImageConfiguration;
 
 use crate::content::{ContentError, ContentStore, Digest};
 use crate::images::archive::{self, ArchiveError};
 use crate::images::unpack::UnpackError;
+use crate::images::Limits;
 use crate::snapshots::{chain_ids, Snapshots};
-use crate::store::{ImageRow, Store, StoreError};
+use crate::store::{ContainerRow, ImageRow, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -20,11 +27,21 @@ pub enum ImageError {
     Content(#[from] ContentError),
     #[error(transparent)]
     Unpack(#[from] UnpackError),
+    /// A layer refused or failed while it was unpacked: which one.
+    #[error("layer {index} of {count} of image {image} ({blob})")]
+    Layer {
+        index: usize,
+        count: usize,
+        image: String,
+        blob: Digest,
+        #[source]
+        source: UnpackError,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("image config {digest}: {reason}")]
     Config { digest: String, reason: String },
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}")]
     Io {
         op: &'static str,
         path: std::path::PathBuf,
@@ -43,7 +60,7 @@ pub struct Loaded {
 
 /// The image's diff ids (digests of the uncompressed layers), from its config.
 pub fn diff_ids(content: &ContentStore, config: &Digest) -> Result<Vec<Digest>, ImageError> {
-    let cfg: ImageConfiguration = serde_json::from_slice(&content.read(config)?)
+    let cfg: ImageConfiguration = serde_json::from_slice(&content.read_max(config, "image config", Limits::MAX_JSON_SIZE)?)
         .map_err(|e| ImageError::Config { digest: config.to_string(), reason: e.to_string() })?;
     cfg.rootfs()
         .diff_ids()
@@ -59,24 +76,53 @@ pub struct Collected {
     pub snapshots: usize,
 }
 
-/// Removes the blobs and layer snapshots no image and no container uses.
-/// Runs under the store lock, so no load is half-way meanwhile.
+fn lock(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
+    // A panic while it was held aborted rindd (panic = "abort"), and the rows
+    // are SQLite's, consistent whatever happened to the guard.
+    store.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Removes the blobs and layer snapshots no image, no container and no
+/// load in progress (its lease) uses, with the store's lock held throughout
+/// by the caller (at start, before serving).
 pub fn collect_garbage(root: &Path, content: &ContentStore, store: &Store) -> Result<Collected, ImageError> {
-    let mut blobs = std::collections::HashSet::new();
-    let mut chains = std::collections::HashSet::new();
-    for img in store.images()? {
+    collect(root, content, || Ok((store.images()?, store.containers()?)))
+}
+
+/// [`collect_garbage`], taking the store's lock only to read the rows: the
+/// removal (of unbounded length) holds no daemon-wide lock.
+pub fn collect_garbage_unlocked(root: &Path, content: &ContentStore, store: &Mutex<Store>) -> Result<Collected, ImageError> {
+    collect(root, content, || {
+        let store = lock(store);
+        Ok((store.images()?, store.containers()?))
+    })
+}
+
+type Rows = (Vec<ImageRow>, Vec<ContainerRow>);
+
+fn collect(root: &Path, content: &ContentStore, rows: impl FnOnce() -> Result<Rows, StoreError>) -> Result<Collected, ImageError> {
+    // Begun before the rows are read: a load that records its image after
+    // that still has its lease counted in the sweep.
+    let collecting = content.collecting();
+    let (images, containers) = rows()?;
+    let mut blobs = HashSet::new();
+    let mut chains = HashSet::new();
+    for img in images {
         let config = Digest::parse(&img.config).map_err(|e| ImageError::Config { digest: img.config.clone(), reason: e.to_string() })?;
         chains.extend(chain_ids(&diff_ids(content, &config)?).into_iter().map(|c| c.hex().to_string()));
         blobs.insert(config.hex().to_string());
         blobs.extend(img.layers.iter().map(|l| l.trim_start_matches("sha256:").to_string()));
     }
-    for c in store.containers()? {
+    for c in containers {
         // A container keeps its layers even when its image was removed (rmi --force).
         let cfg: serde_json::Value = serde_json::from_str(&c.config).unwrap_or_default();
         for ch in cfg["chain"].as_array().into_iter().flatten().filter_map(|v| v.as_str()) {
             chains.insert(ch.trim_start_matches("sha256:").to_string());
         }
     }
+    let sweep = collecting.sweep();
+    let held = sweep.held();
+    blobs.extend(held.blobs.iter().cloned());
     let mut gone = Collected::default();
     for d in content.list() {
         if !blobs.contains(d.hex()) {
@@ -84,21 +130,24 @@ pub fn collect_garbage(root: &Path, content: &ContentStore, store: &Store) -> Re
             gone.blobs += 1;
         }
     }
-    let snaps = root.join("snapshots");
-    for e in std::fs::read_dir(&snaps).into_iter().flatten().flatten() {
-        let name = e.file_name().to_string_lossy().to_string();
-        if !chains.contains(&name) {
-            std::fs::remove_dir_all(e.path()).map_err(|source| ImageError::Io { op: "remove", path: e.path(), source })?;
-            gone.snapshots += 1;
-        }
-    }
+    gone.snapshots = Snapshots::new(root).sweep(&chains, &held)?;
     Ok(gone)
 }
 
-pub fn load(root: &Path, content: &ContentStore, store: &mut Store, archive_data: impl Read) -> Result<Vec<Loaded>, ImageError> {
+/// Imports `archive_data`, unpacks and verifies every layer, and records
+/// each image. A refused or failed load leaves its content to the garbage
+/// collector (its lease ends with it).
+pub fn load(
+    root: &Path,
+    content: &ContentStore,
+    store: &Mutex<Store>,
+    archive_data: impl Read,
+    limits: &Limits,
+) -> Result<Vec<Loaded>, ImageError> {
+    let lease = content.lease();
     let snapshots = Snapshots::new(root);
     let mut out = Vec::new();
-    for img in archive::import(content, archive_data)? {
+    for img in archive::import(content, &lease, archive_data, limits)? {
         let diffs = diff_ids(content, &img.config)?;
         if diffs.len() != img.layers.len() {
             return Err(ImageError::Config {
@@ -106,13 +155,18 @@ pub fn load(root: &Path, content: &ContentStore, store: &mut Store, archive_data
                 reason: format!("{} diff_ids for {} layers", diffs.len(), img.layers.len()),
             });
         }
+        let image = img.names.first().cloned().unwrap_or_else(|| img.config.to_string());
         let mut unpacked = 0;
-        for (chain, blob) in chain_ids(&diffs).iter().zip(&img.layers) {
-            if snapshots.ensure(chain, &content.path(blob))?.is_some() {
+        for (i, ((chain, blob), diff)) in chain_ids(&diffs).iter().zip(&img.layers).zip(&diffs).enumerate() {
+            let made = snapshots.ensure(&lease, chain, &content.path(blob), diff, limits.max_layer_size).map_err(|source| {
+                ImageError::Layer { index: i + 1, count: diffs.len(), image: image.clone(), blob: blob.clone(), source }
+            })?;
+            if made.is_some() {
                 unpacked += 1;
             }
         }
         let created = humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
+        let mut store = lock(store);
         for name in &img.names {
             store.put_image(&ImageRow {
                 name: name.clone(),
@@ -121,6 +175,7 @@ pub fn load(root: &Path, content: &ContentStore, store: &mut Store, archive_data
                 created: created.clone(),
             })?;
         }
+        drop(store);
         out.push(Loaded { names: img.names, config: img.config, unpacked });
     }
     Ok(out)

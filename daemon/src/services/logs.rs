@@ -3,6 +3,7 @@
 //! are parts of a line that the following records complete.
 
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -47,7 +48,8 @@ impl Follower {
         if let Some(d) = path.parent() {
             std::fs::create_dir_all(d)?;
         }
-        let mut file = std::fs::OpenOptions::new().read(true).append(true).create(true).open(path)?;
+        // As the shim makes it: root only.
+        let mut file = std::fs::OpenOptions::new().read(true).append(true).create(true).mode(0o600).open(path)?;
         if from_end {
             file.seek(SeekFrom::End(0))?;
         }

@@ -2,6 +2,7 @@
 
 pub mod containers;
 pub mod images;
+pub mod ingest;
 pub mod logs;
 pub mod restart;
 pub mod seccomp;

@@ -15,7 +15,7 @@ use oci_spec::runtime::{
 pub enum SpecError {
     #[error("{what} {value:?}: {reason}")]
     Invalid { what: &'static str, value: String, reason: &'static str },
-    #[error("build spec: {0}")]
+    #[error("build spec")]
     Build(#[from] oci_spec::OciSpecError),
 }
 

@@ -6,10 +6,11 @@
 //!   images(name PK, config, layers JSON, created)
 //!   containers(id PK, name UNIQUE, image, spec JSON, desired, restart_policy,
 //!              bundle, shim_address, created, exit_code, finished_at, exit_reason,
-//!              config JSON, status, pid, started_at, restart_count)
+//!              config JSON, status, pid, started_at, restart_count, oom_killed)
 //! ```
-//! `desired` is what the user asked for; `status`, `pid` and the exit columns
-//! cache what the shims last reported (the shims own the truth).
+//! `desired` is what the user asked for; `status`, `pid`, the exit columns
+//! and `oom_killed` cache what the shims last reported (the shims own the truth).
+//! meta.db and its WAL and SHM files are 0600.
 //! Every change is one transaction.
 
 use std::path::Path;
@@ -19,20 +20,44 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("metadata store: {0}")]
+    #[error("metadata store")]
     Sql(#[from] rusqlite::Error),
+    #[error("metadata store {path}: make it readable by root only")]
+    Mode {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("metadata store {path}: schema version {found} is newer than this rindd ({known})")]
     TooNew { path: String, found: i64, known: i64 },
     #[error("container {0} already exists")]
     Exists(String),
     #[error("container {0} not found")]
     NotFound(String),
-    #[error("metadata store: bad JSON in {what}: {source}")]
+    #[error("metadata store: bad JSON in {what}")]
     Json {
         what: &'static str,
         #[source]
         source: serde_json::Error,
     },
+}
+
+/// Makes the database and its WAL and shared-memory files readable by root
+/// only (they hold the containers' environment): SQLite creates the WAL and
+/// SHM files with the database file's mode, so the database is made first,
+/// 0600; files an older rindd left 0644 are changed.
+fn private_files(db: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mode = |path: &Path, source| StoreError::Mode { path: path.display().to_string(), source };
+    std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(db).map_err(|e| mode(db, e))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let p = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+        match std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(mode(&p, e)),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The migrations, in order; the schema version is their count.
@@ -46,6 +71,7 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE containers ADD COLUMN pid INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE containers ADD COLUMN started_at TEXT;
      ALTER TABLE containers ADD COLUMN restart_count INTEGER NOT NULL DEFAULT 0;",
+    "ALTER TABLE containers ADD COLUMN oom_killed INTEGER NOT NULL DEFAULT 0;",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +104,8 @@ pub struct ContainerRow {
     pub pid: i64,
     pub started_at: Option<String>,
     pub restart_count: i64,
+    /// The shim reported an OOM kill (TaskOOM) since the container last started.
+    pub oom_killed: bool,
 }
 
 pub struct Store {
@@ -86,6 +114,7 @@ pub struct Store {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        private_files(path)?;
         let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -154,16 +183,16 @@ impl Store {
         }
         tx.execute(
             "INSERT INTO containers (id, name, image, spec, desired, restart_policy, bundle, shim_address, created, exit_code, finished_at, exit_reason,
-                config, status, pid, started_at, restart_count)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                config, status, pid, started_at, restart_count, oom_killed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
             Self::params_of(c).as_slice(),
         )?;
         tx.commit()?;
         Ok(())
     }
 
-    /// A row's columns as ?1..?17, in `COLUMNS` order (insert and update share it).
-    fn params_of(c: &ContainerRow) -> [&dyn rusqlite::ToSql; 17] {
+    /// A row's columns as ?1..?18, in `COLUMNS` order (insert and update share it).
+    fn params_of(c: &ContainerRow) -> [&dyn rusqlite::ToSql; 18] {
         [
             &c.id,
             &c.name,
@@ -182,6 +211,7 @@ impl Store {
             &c.pid,
             &c.started_at,
             &c.restart_count,
+            &c.oom_killed,
         ]
     }
 
@@ -204,12 +234,13 @@ impl Store {
             pid: r.get(14)?,
             started_at: r.get(15)?,
             restart_count: r.get(16)?,
+            oom_killed: r.get(17)?,
         })
     }
 
     const COLUMNS: &'static str =
         "id, name, image, spec, desired, restart_policy, bundle, shim_address, created, exit_code, finished_at, exit_reason,
-        config, status, pid, started_at, restart_count";
+        config, status, pid, started_at, restart_count, oom_killed";
 
     pub fn container(&self, id_or_name: &str) -> Result<Option<ContainerRow>, StoreError> {
         let sql = format!("SELECT {} FROM containers WHERE id = ?1 OR name = ?1", Self::COLUMNS);
@@ -237,7 +268,7 @@ impl Store {
         tx.execute(
             "UPDATE containers SET name = ?2, image = ?3, spec = ?4, desired = ?5, restart_policy = ?6, bundle = ?7, shim_address = ?8,
                 created = ?9, exit_code = ?10, finished_at = ?11, exit_reason = ?12, config = ?13, status = ?14, pid = ?15,
-                started_at = ?16, restart_count = ?17 WHERE id = ?1",
+                started_at = ?16, restart_count = ?17, oom_killed = ?18 WHERE id = ?1",
             Self::params_of(&c).as_slice(),
         )?;
         tx.commit()?;
@@ -272,6 +303,7 @@ mod tests {
             pid: 0,
             started_at: None,
             restart_count: 0,
+            oom_killed: false,
         }
     }
 
@@ -283,6 +315,46 @@ mod tests {
         assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
         drop(s);
         assert_eq!(Store::open(&p).unwrap().schema_version().unwrap(), MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn open_makes_the_database_and_its_wal_root_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("meta.db");
+        let mode = |suffix: &str| std::fs::metadata(format!("{}{suffix}", p.display())).unwrap().permissions().mode() & 0o777;
+        let mut s = Store::open(&p).unwrap();
+        s.insert_container(&row("c1", "web")).unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            assert_eq!(mode(suffix), 0o600, "meta.db{suffix}");
+        }
+        drop(s);
+        // An older rindd's files: world-readable.
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(Store::open(&p).unwrap());
+        assert_eq!(mode(""), 0o600);
+    }
+
+    #[test]
+    fn oom_killed_is_stored_and_old_rows_default_to_false() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("meta.db");
+        // A database of schema 2, before the column.
+        let conn = Connection::open(&p).unwrap();
+        conn.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (2);").unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(MIGRATIONS[1]).unwrap();
+        conn.execute(
+            "INSERT INTO containers (id, name, image, spec, desired, restart_policy, bundle, created) VALUES ('old', 'o', 'i', '{}', 'stopped', 'no', 'b', 't')",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let mut s = Store::open(&p).unwrap();
+        assert!(!s.container("old").unwrap().unwrap().oom_killed);
+        s.insert_container(&row("c1", "web")).unwrap();
+        assert!(s.update_container("c1", |c| c.oom_killed = true).unwrap().oom_killed);
+        assert!(s.container("web").unwrap().unwrap().oom_killed);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! create: the row, the container's directories and its OCI spec, from the
 //! image config and the run options.
 
+use std::os::unix::fs::DirBuilderExt;
+
 use super::*;
 
 impl Containers {
@@ -15,19 +17,21 @@ impl Containers {
             None => None,
         };
         let row = row.ok_or_else(|| ContainerError::NoImage(image.into()))?;
-        let digest =
-            Digest::parse(&row.config).map_err(|e| ContainerError::ImageConfig { digest: row.config.clone(), message: e.to_string() })?;
-        let data =
-            self.content.read(&digest).map_err(|e| ContainerError::ImageConfig { digest: row.config.clone(), message: e.to_string() })?;
+        let digest = Digest::parse(&row.config)
+            .map_err(|e| ContainerError::ImageConfig { digest: row.config.clone(), message: rind_common::error::chain(&e) })?;
+        let data = self
+            .content
+            .read(&digest)
+            .map_err(|e| ContainerError::ImageConfig { digest: row.config.clone(), message: rind_common::error::chain(&e) })?;
         let cfg: ImageConfiguration = serde_json::from_slice(&data)
-            .map_err(|e| ContainerError::ImageConfig { digest: row.config.clone(), message: e.to_string() })?;
+            .map_err(|e| ContainerError::ImageConfig { digest: row.config.clone(), message: rind_common::error::chain(&e) })?;
         let diff_ids = cfg
             .rootfs()
             .diff_ids()
             .iter()
             .map(|d| Digest::parse(d))
             .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| ContainerError::ImageConfig { digest: row.config.clone(), message: e.to_string() })?;
+            .map_err(|e| ContainerError::ImageConfig { digest: row.config.clone(), message: rind_common::error::chain(&e) })?;
         let chain = chain_ids(&diff_ids).iter().map(|d| d.as_str().to_string()).collect();
         Ok((row.name, row.config, cfg, chain))
     }
@@ -98,9 +102,7 @@ impl Containers {
     }
 
     pub fn create(&self, name: &str, mut c: Config) -> Result<ContainerRow> {
-        if !name.is_empty() && !name.chars().all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch)) {
-            return Err(ContainerError::Invalid(format!("invalid container name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")));
-        }
+        let name = if name.is_empty() { name } else { super::name::valid_name(name)? };
         if !name.is_empty() && self.db().container(name)?.is_some() {
             return Err(ContainerError::Conflict(format!(
                 "the container name {name:?} is already in use: remove or rename that container"
@@ -146,6 +148,9 @@ impl Containers {
         let mut spec = spec::container_spec(&image_cfg, &opts)?;
         let data = self.paths.data(&id);
         let made = (|| -> Result<ContainerRow> {
+            // Root only: the log inside holds the container's output. The
+            // upper dir stays 0755: it is the root directory of the container.
+            std::fs::DirBuilder::new().recursive(true).mode(crate::dirs::PRIVATE_DIR).create(&data).map_err(io_err("create", &data))?;
             for d in [data.join("upper"), data.join("work")] {
                 std::fs::create_dir_all(&d).map_err(io_err("create", &d))?;
             }
@@ -184,6 +189,7 @@ impl Containers {
                 pid: 0,
                 started_at: None,
                 restart_count: 0,
+                oom_killed: false,
             };
             self.db().insert_container(&row)?;
             Ok(row)

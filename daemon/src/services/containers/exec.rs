@@ -51,6 +51,28 @@ impl Containers {
         })
     }
 
+    /// Adds exec `exec_id` to the container and starts it, under the
+    /// container's lock: an exec never lands on a shim being torn down or a
+    /// container being removed. Returns the shim that runs it.
+    pub async fn exec_start(
+        &self,
+        row: &ContainerRow,
+        exec_id: &str,
+        p: &ExecRequest,
+        io: (String, String, String),
+    ) -> Result<Arc<dyn TaskApi>> {
+        let req = self.exec_request(row, exec_id, p, io)?;
+        let lock = self.lock_of(&row.id);
+        let _g = lock.lock().await;
+        let (row, shim) = self.shim_for(&row.id)?;
+        shim.exec(req).await?;
+        if let Err(e) = shim.start(&row.id, exec_id).await {
+            let _ = shim.delete(&row.id, exec_id).await;
+            return Err(e.into());
+        }
+        Ok(shim)
+    }
+
     pub fn new_exec_id() -> String {
         random_hex(8)
     }

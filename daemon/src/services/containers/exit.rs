@@ -7,6 +7,11 @@ impl Containers {
     pub async fn task_exited(&self, id: &str, pid: u32, status: u32, exited_at: SystemTime) {
         let lock = self.lock_of(id);
         let _g = lock.lock().await;
+        self.task_exited_locked(id, pid, status, exited_at).await;
+    }
+
+    /// The same, under the container's lock (pid 0: any run's exit).
+    pub(super) async fn task_exited_locked(&self, id: &str, pid: u32, status: u32, exited_at: SystemTime) {
         let Ok(Some(row)) = self.db().container(id) else { return };
         if !is_live(&row.status) || (pid != 0 && row.pid != pid as i64) {
             // An old exit (a previous run), or already recorded.
@@ -21,7 +26,7 @@ impl Containers {
         }) {
             Ok(r) => r,
             Err(e) => {
-                tracing::error!(id, error = %e, "record exit");
+                tracing::error!(id, error = %rind_common::error::Chain(&e), "record exit");
                 return;
             }
         };
@@ -33,13 +38,19 @@ impl Containers {
         self.kick(id, false);
     }
 
+    /// The shim saw an OOM kill in the container's memory cgroup (TaskOOM):
+    /// recorded until the next start, which resets it (Docker's State.OOMKilled).
     pub fn oom(&self, id: &str) {
-        if let Ok(Some(row)) = self.db().container(id) {
-            self.emit(&row, "oom", None);
+        let recorded = self.db().update_container(id, |r| r.oom_killed = true);
+        match recorded {
+            Ok(row) => self.emit(&row, "oom", None),
+            Err(StoreError::NotFound(_)) => {}
+            Err(e) => tracing::error!(id, error = %rind_common::error::Chain(&e), "record oom"),
         }
     }
 
-    /// Marks a container whose shim vanished with no exit on disk.
+    /// Marks a container whose shim vanished with no exit recorded (under
+    /// its lock).
     pub(super) async fn lost(&self, row: &ContainerRow) {
         let row = match self.db().update_container(&row.id, |r| {
             r.status = "dead".into();
@@ -50,12 +61,34 @@ impl Containers {
         }) {
             Ok(r) => r,
             Err(e) => {
-                tracing::error!(id = %row.id, error = %e, "record lost container");
+                tracing::error!(id = %row.id, error = %rind_common::error::Chain(&e), "record lost container");
                 return;
             }
         };
         tracing::warn!(id = %row.id, name = %row.name, "shim lost: exit status unknown");
         self.teardown(&row.id).await;
         self.emit(&row, "die", None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fake::{config, Harness};
+    use super::*;
+
+    #[tokio::test]
+    async fn oom_is_recorded_until_the_next_start() {
+        let h = Harness::new();
+        h.insert("a", "running", config("no"), |_| {});
+        let mut events = h.containers.events.subscribe();
+        h.containers.oom("a");
+        assert_eq!(events.try_recv().expect("an event").action, "oom");
+        h.containers.task_exited("a", 100, 137, SystemTime::now()).await;
+        let row = h.row("a").expect("row");
+        assert_eq!((row.status.as_str(), row.exit_code, row.oom_killed), ("exited", Some(137), true), "the exit keeps it");
+        h.containers.start("a").await.expect("start");
+        let row = h.row("a").expect("row");
+        assert_eq!((row.status.as_str(), row.oom_killed), ("running", false), "a new run starts without it");
+        h.containers.oom("gone");
     }
 }

@@ -1,7 +1,9 @@
 //! Test doubles: a scriptable fake of the shim binary and its Task API that
 //! records every call, and a `Containers` on a tempdir wired to it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::result::Result;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -11,6 +13,7 @@ use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::types::task::Status;
 use tempfile::TempDir;
+use tokio::sync::{watch, Semaphore};
 
 use super::*;
 use crate::shims::{ShimLauncher, TaskApi};
@@ -32,6 +35,8 @@ pub enum Script {
     },
     /// Its socket does not answer: connecting fails.
     Unreachable,
+    /// The shim answers, but knows no task.
+    Empty,
 }
 
 /// A call the daemon made, in the order made.
@@ -81,6 +86,13 @@ pub enum Call {
 struct State {
     calls: Vec<Call>,
     scripts: HashMap<String, Script>,
+    /// Containers whose shim is up: connecting to it succeeds.
+    alive: HashSet<String>,
+    /// Set when the shim of a container goes (killed, or shut down): what
+    /// its connections' `closed` waits for.
+    closers: HashMap<String, watch::Sender<bool>>,
+    /// Calls held until the test lets them go, by (call, container).
+    gates: HashMap<(&'static str, String), Arc<Semaphore>>,
     /// What the shim binary's `delete` reports, by container.
     delete_reports: HashMap<String, (u32, Option<SystemTime>)>,
     /// Containers whose task Create fails, with the error's text.
@@ -122,7 +134,50 @@ impl FakeShims {
 
     /// Scripts what the shim of container `id` says from now on.
     pub fn script(&self, id: &str, script: Script) {
-        self.state().scripts.insert(id.to_string(), script);
+        let mut st = self.state();
+        if script == Script::Unreachable {
+            st.alive.remove(id);
+        } else {
+            st.alive.insert(id.to_string());
+        }
+        st.scripts.insert(id.to_string(), script);
+    }
+
+    /// The shim of `id` dies (SIGKILL): its connections close, and nothing
+    /// answers at its address any more.
+    pub fn kill_shim(&self, id: &str) {
+        let mut st = self.state();
+        st.alive.remove(id);
+        st.scripts.remove(id);
+        if let Some(tx) = st.closers.remove(id) {
+            tx.send_replace(true);
+        }
+    }
+
+    /// The connections to the shim of `id` break; the shim lives on.
+    pub fn drop_connections(&self, id: &str) {
+        if let Some(tx) = self.state().closers.remove(id) {
+            tx.send_replace(true);
+        }
+    }
+
+    /// Whether the shim of `id` is up.
+    pub fn alive(&self, id: &str) -> bool {
+        self.state().alive.contains(id)
+    }
+
+    /// Holds `call` ("launch", "state") for `id` until the test adds a
+    /// permit to the returned gate. The call is recorded (and a launched
+    /// shim is up, a state answer decided) before it waits.
+    pub fn gate(&self, call: &'static str, id: &str) -> Arc<Semaphore> {
+        self.state().gates.entry((call, id.to_string())).or_insert_with(|| Arc::new(Semaphore::new(0))).clone()
+    }
+
+    async fn pass(&self, call: &'static str, id: &str) {
+        let gate = self.state().gates.get(&(call, id.to_string())).cloned();
+        if let Some(g) = gate {
+            let _ = g.acquire().await;
+        }
     }
 
     /// The shim binary's `delete` for `id` reports this exit.
@@ -152,26 +207,39 @@ impl FakeShims {
 
 #[async_trait]
 impl ShimLauncher for FakeShims {
+    fn address(&self, id: &str) -> String {
+        address(id)
+    }
+
     async fn start(&self, id: &str, _bundle: &Path) -> Result<String, ShimError> {
         self.record(Call::Launch { id: id.to_string() });
-        // A new shim: nothing is scripted until the task is created.
-        self.state().scripts.remove(id);
+        {
+            // A new shim: nothing is scripted until the task is created.
+            let mut st = self.state();
+            st.scripts.remove(id);
+            st.alive.insert(id.to_string());
+            st.closers.remove(id);
+        }
+        self.pass("launch", id).await;
         Ok(address(id))
     }
 
     async fn delete(&self, id: &str, _bundle: &Path) -> Result<(u32, Option<SystemTime>), ShimError> {
         self.record(Call::BinaryDelete { id: id.to_string() });
-        // The real `delete` makes up SIGKILL's status when the bundle has no exit.
-        Ok(self.state().delete_reports.get(id).copied().unwrap_or((128 + libc::SIGKILL as u32, Some(SystemTime::now()))))
+        // With no exit recorded, the real `delete` makes up SIGKILL's status
+        // and gives no time.
+        Ok(self.state().delete_reports.get(id).copied().unwrap_or((128 + libc::SIGKILL as u32, None)))
     }
 
     async fn connect(&self, address: &str) -> Result<Arc<dyn TaskApi>, ShimError> {
         self.record(Call::Connect { address: address.to_string() });
         let id = id_of(address).to_string();
-        if self.script_of(&id) == Some(Script::Unreachable) {
-            return Err(ShimError::Connect { address: address.to_string(), source: ttrpc::Error::Others("connection refused".into()) });
+        let mut st = self.state();
+        if !st.alive.contains(&id) {
+            return Err(ShimError::Connect { address: address.to_string(), source: std::io::ErrorKind::ConnectionRefused.into() });
         }
-        Ok(Arc::new(FakeTask { shims: self.clone(), address: address.to_string() }))
+        let closed = st.closers.entry(id).or_insert_with(|| watch::channel(false).0).subscribe();
+        Ok(Arc::new(FakeTask { shims: self.clone(), address: address.to_string(), closed }))
     }
 }
 
@@ -179,6 +247,7 @@ impl ShimLauncher for FakeShims {
 struct FakeTask {
     shims: FakeShims,
     address: String,
+    closed: watch::Receiver<bool>,
 }
 
 impl FakeTask {
@@ -219,7 +288,10 @@ impl TaskApi for FakeTask {
 
     async fn state(&self, id: &str, _exec_id: &str) -> Result<api::StateResponse, ShimError> {
         self.shims.record(Call::State { id: id.to_string() });
-        let (status, pid, exit_status, exited_at) = match self.shims.script_of(id) {
+        // Decided now, delivered once the gate (if any) opens: an answer in flight.
+        let answer = self.shims.script_of(id);
+        self.shims.pass("state", id).await;
+        let (status, pid, exit_status, exited_at) = match answer {
             Some(Script::Running { pid }) => (Status::RUNNING, pid, 0, None),
             Some(Script::Paused { pid }) => (Status::PAUSED, pid, 0, None),
             Some(Script::Stopped { pid, status, at }) => (Status::STOPPED, pid, status, Some(timestamp(at))),
@@ -238,7 +310,13 @@ impl TaskApi for FakeTask {
     async fn kill(&self, id: &str, _exec_id: &str, signal: u32, all: bool) -> Result<(), ShimError> {
         self.shims.record(Call::Kill { id: id.to_string(), signal, all });
         match self.shims.script_of(id) {
-            Some(Script::Running { .. } | Script::Paused { .. }) => Ok(()),
+            Some(Script::Running { pid } | Script::Paused { pid }) => {
+                if signal == libc::SIGKILL as u32 {
+                    let at = SystemTime::now();
+                    self.shims.state().scripts.insert(id.to_string(), Script::Stopped { pid, status: 128 + signal, at });
+                }
+                Ok(())
+            }
             _ => Err(not_found("kill", id)),
         }
     }
@@ -255,12 +333,19 @@ impl TaskApi for FakeTask {
 
     async fn delete(&self, id: &str, exec_id: &str) -> Result<api::DeleteResponse, ShimError> {
         self.shims.record(Call::Delete { id: id.to_string(), exec_id: exec_id.to_string() });
-        match self.shims.state().scripts.remove(id) {
+        let mut st = self.shims.state();
+        match st.scripts.get(id).copied() {
             Some(Script::Stopped { pid, status, at }) => {
+                st.scripts.remove(id);
                 Ok(api::DeleteResponse { pid, exit_status: status, exited_at: Some(timestamp(at)).into(), ..Default::default() })
             }
-            Some(_) => Ok(api::DeleteResponse::default()),
-            None => Err(not_found("delete", id)),
+            // As the real shim: a live init is not deleted.
+            Some(Script::Running { .. } | Script::Paused { .. }) => Err(ShimError::Call {
+                call: "delete",
+                message: format!("cannot delete process init of {id}: it is running"),
+                not_found: false,
+            }),
+            _ => Err(not_found("delete", id)),
         }
     }
 
@@ -296,7 +381,23 @@ impl TaskApi for FakeTask {
 
     async fn shutdown(&self, id: &str) -> Result<(), ShimError> {
         self.shims.record(Call::Shutdown { id: id.to_string() });
+        // As the real shim: it goes only once it has no init.
+        let mut st = self.shims.state();
+        if matches!(st.scripts.get(id), None | Some(Script::Empty)) {
+            st.alive.remove(id);
+            st.scripts.remove(id);
+            if let Some(tx) = st.closers.remove(id) {
+                tx.send_replace(true);
+            }
+        }
         Ok(())
+    }
+
+    fn closed(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+        let mut rx = self.closed.clone();
+        Box::pin(async move {
+            let _ = rx.wait_for(|closed| *closed).await;
+        })
     }
 }
 
@@ -342,6 +443,7 @@ impl Harness {
             pid: if is_live(status) { 100 } else { 0 },
             started_at: None,
             restart_count: 0,
+            oom_killed: false,
         };
         edit(&mut row);
         self.containers.db().insert_container(&row).expect("insert container");

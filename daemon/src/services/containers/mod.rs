@@ -6,13 +6,14 @@
 //! --root/containers/<id>/   upper/ work/ <id>.log hostname hosts resolv.conf
 //! --state/containers/<id>/  the bundle: config.json rootfs/ address exit init-stdin
 //! ```
-//! One tokio mutex per container serialises the operations that change its
-//! actual state (start, exit, remove); waiting for an exit never holds it.
-//! One file per verb below; the types and shared helpers are here.
+//! One tokio mutex per container serialises every verb (start, stop, kill,
+//! pause, rename, exec, remove, an exit, a shim's death, recovery): each
+//! checks the state, acts and records under it; waiting for an exit never
+//! holds it. One file per verb below; the types and shared helpers are here.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
 use containerd_shim_protos::api;
@@ -35,6 +36,8 @@ mod exit;
 #[cfg(test)]
 mod fake;
 mod kill;
+mod monitor;
+mod name;
 mod pause;
 mod reconcile;
 mod recover;
@@ -55,15 +58,15 @@ pub enum ContainerError {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Spec(#[from] SpecError),
-    #[error("{0}")]
+    #[error(transparent)]
     Restart(#[from] restart::RestartError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
+    #[error(transparent)]
     Shim(#[from] ShimError),
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}")]
     Io {
         op: &'static str,
         path: PathBuf,
@@ -146,6 +149,8 @@ pub struct Kick {
 }
 
 pub struct Containers {
+    /// This, for the tasks that watch shims (see `monitor.rs`).
+    me: Weak<Containers>,
     pub paths: Paths,
     pub store: Arc<Mutex<Store>>,
     pub content: Arc<ContentStore>,
@@ -232,7 +237,8 @@ impl Containers {
     ) -> (Arc<Containers>, mpsc::UnboundedReceiver<Kick>) {
         let (kick, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(4096);
-        let c = Containers {
+        let c = Arc::new_cyclic(|me| Containers {
+            me: me.clone(),
             paths,
             store,
             content,
@@ -242,8 +248,8 @@ impl Containers {
             locks: Mutex::new(HashMap::new()),
             events,
             kick,
-        };
-        (Arc::new(c), rx)
+        });
+        (c, rx)
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Store> {
@@ -277,6 +283,12 @@ impl Containers {
         self.locks.lock().expect("locks").entry(id.to_string()).or_default().clone()
     }
 
+    /// The row of container `id` (an exact id) as it is now: what a verb
+    /// reads again once it holds the container's lock.
+    fn reread(&self, id: &str) -> Result<ContainerRow> {
+        self.db().container(id)?.filter(|r| r.id == id).ok_or_else(|| ContainerError::NotFound(id.into()))
+    }
+
     fn emit(&self, row: &ContainerRow, action: &'static str, exit_code: Option<i64>) {
         let _ = self.events.send(Event { time: SystemTime::now(), id: row.id.clone(), name: row.name.clone(), action, exit_code });
     }
@@ -286,11 +298,17 @@ impl Containers {
     }
 
     /// Deletes the task and stops the shim (best effort: each step is
-    /// retried by the next reconcile), then removes the bundle.
-    pub(super) async fn teardown(&self, id: &str) {
+    /// retried by the next reconcile), then removes the bundle. Returns the
+    /// init's exit as the shim's Delete reported it or, with no shim to ask,
+    /// the shim binary's `delete`. Under the container's lock.
+    pub(super) async fn teardown(&self, id: &str) -> Option<(u32, Option<SystemTime>)> {
         let bundle = self.paths.bundle(id);
         let shim = self.shims.lock().expect("shims").remove(id);
+        // The address recorded before the shim was started; for a bundle
+        // with none (its row gone: a create or remove cut short), the
+        // address a shim for it would have.
         let address = self.db().container(id).ok().flatten().and_then(|r| r.shim_address);
+        let address = address.or_else(|| bundle.is_dir().then(|| self.launcher.address(id)));
         let shim = match shim {
             Some(s) => Some(s),
             None => match address {
@@ -299,30 +317,51 @@ impl Containers {
             },
         };
         let mut clean = false;
+        let mut exit = None;
         if let Some(s) = shim {
-            match s.delete(id, "").await {
-                Ok(_) => clean = true,
+            match Self::delete_task(id, s.as_ref()).await {
+                Ok(r) => {
+                    clean = true;
+                    exit = Some((r.exit_status, r.exited_at.as_ref().map(crate::shims::to_system_time)));
+                }
                 Err(e) if e.is_not_found() => clean = true,
-                Err(e) => tracing::warn!(id, error = %e, "delete task"),
+                Err(e) => tracing::warn!(id, error = %rind_common::error::Chain(&e), "delete task"),
             }
             if let Err(e) = s.shutdown(id).await {
-                tracing::debug!(id, error = %e, "shutdown shim");
+                tracing::debug!(id, error = %rind_common::error::Chain(&e), "shutdown shim");
             }
             self.retired.lock().expect("retired").insert(id.to_string(), s.address().to_string());
         }
         if !clean && bundle.is_dir() {
             // The shim is gone: its `delete` cleans runtime state and mounts.
-            if let Err(e) = self.launcher.delete(id, &bundle).await {
-                tracing::warn!(id, error = %e, "shim delete");
+            match self.launcher.delete(id, &bundle).await {
+                Ok(e) => exit = Some(e),
+                Err(e) => tracing::warn!(id, error = %rind_common::error::Chain(&e), "shim delete"),
             }
         }
         let _ = nix::mount::umount2(&bundle.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
         if let Err(e) = std::fs::remove_dir_all(&bundle) {
             if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(id, error = %e, path = %bundle.display(), "remove bundle");
+                tracing::warn!(id, error = %rind_common::error::Chain(&e), path = %bundle.display(), "remove bundle");
             }
         }
         let _ = self.db().update_container(id, |r| r.shim_address = None);
+        exit
+    }
+
+    /// Task.Delete of the init. A task still live is one rindd never recorded
+    /// as running (a start cut short): it is killed first, or its shim would
+    /// refuse both the Delete and the Shutdown and outlive the container.
+    async fn delete_task(id: &str, shim: &dyn TaskApi) -> std::result::Result<api::DeleteResponse, ShimError> {
+        match shim.delete(id, "").await {
+            Err(e) if !e.is_not_found() => {
+                tracing::debug!(id, error = %rind_common::error::Chain(&e), "delete task: killing it first");
+                let _ = shim.kill(id, "", libc::SIGKILL as u32, true).await;
+                let _ = tokio::time::timeout(Duration::from_secs(10), shim.wait(id, "")).await;
+                shim.delete(id, "").await
+            }
+            r => r,
+        }
     }
 
     /// Waits (2 s at most) until the last shim told to shut down for `id`
@@ -398,6 +437,7 @@ mod tests {
             pid: 0,
             started_at: Some(humantime::format_rfc3339(t0).to_string()),
             restart_count: 0,
+            oom_killed: false,
         };
         assert_eq!(status_text(&r, t0 + Duration::from_secs(5)), "Exited (3) 5 seconds ago");
         r.status = "running".into();

@@ -3,8 +3,13 @@
 use super::*;
 
 impl Containers {
+    /// Under the container's lock: an exit that comes during the call is
+    /// recorded after it, never overwritten by "paused".
     pub async fn pause(&self, id: &str, pause: bool) -> Result<()> {
-        let row = self.get(id)?;
+        let id = self.get(id)?.id;
+        let lock = self.lock_of(&id);
+        let _g = lock.lock().await;
+        let row = self.reread(&id)?;
         let (from, to) = if pause { ("running", "paused") } else { ("paused", "running") };
         if row.status != from {
             return Err(ContainerError::Conflict(format!("container {} is {}, not {from}", row.name, row.status)));

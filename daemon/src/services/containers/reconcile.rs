@@ -34,7 +34,7 @@ impl Containers {
                 match self.remove(&row.id, false).await {
                     // Another kick for the same exit got there first.
                     Ok(()) | Err(ContainerError::NotFound(_)) => {}
-                    Err(e) => tracing::warn!(id = %row.id, error = %e, "auto-remove"),
+                    Err(e) => tracing::warn!(id = %row.id, error = %rind_common::error::Chain(&e), "auto-remove"),
                 }
             }
             return;
@@ -84,7 +84,7 @@ impl Containers {
             _ => return,
         };
         if let Err(e) = self.start_locked(latest, true).await {
-            tracing::warn!(id = %row.id, error = %e, "restart failed");
+            tracing::warn!(id = %row.id, error = %rind_common::error::Chain(&e), "restart failed");
             drop(_g);
             // Try again later, with a longer back-off.
             let _ = self.db().update_container(&row.id, |r| r.restart_count += 1);
@@ -376,10 +376,10 @@ mod tests {
         };
         h.insert("always", "exited", config("always"), stopped);
         h.insert("unless", "exited", config("unless-stopped"), stopped);
-        // Died while rindd was down: its shim is gone, its exit file says 1.
+        // Died while rindd was down: its shim is gone, having recorded exit 1.
         h.insert("onfail", "running", config("on-failure"), |_| {});
-        let bundle = h.bundle("onfail");
-        std::fs::write(bundle.join("exit"), r#"{"pid":100,"status":1,"exited_at":"2024-01-01T00:00:00.5Z"}"#).expect("exit file");
+        h.bundle("onfail");
+        h.shims.delete_reports("onfail", 1, SystemTime::now());
         h.shims.script("onfail", fake::Script::Unreachable);
         h.containers.recover().await.expect("recover");
         for k in h.kicks() {

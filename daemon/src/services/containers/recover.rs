@@ -10,16 +10,19 @@ impl Containers {
         let mut set = tokio::task::JoinSet::new();
         for row in rows.clone() {
             let me = self.clone();
-            set.spawn(async move { me.recover_one(row).await });
+            set.spawn(async move { me.recover_one(&row.id).await });
         }
         while set.join_next().await.is_some() {}
-        // Bundles with no row: a create or remove cut short.
+        // Bundles with no row: a create or remove cut short. A shim may run
+        // for one all the same: teardown tries the socket it would have.
         let dir = self.paths.state.join("containers");
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for e in entries.flatten() {
                 let id = e.file_name().to_string_lossy().to_string();
                 if !rows.iter().any(|r| r.id == id) {
                     tracing::info!(id, "cleaning an orphaned bundle");
+                    let lock = self.lock_of(&id);
+                    let _g = lock.lock().await;
                     self.teardown(&id).await;
                 }
             }
@@ -30,9 +33,18 @@ impl Containers {
         Ok(())
     }
 
-    async fn recover_one(&self, row: ContainerRow) {
+    /// Under the container's lock, from the first read to the last write:
+    /// the events endpoint is already serving, and an exit that comes
+    /// meanwhile is recorded after recovery, on the row recovery left.
+    async fn recover_one(&self, id: &str) {
+        let lock = self.lock_of(id);
+        let _g = lock.lock().await;
+        let Ok(Some(row)) = self.db().container(id) else { return };
         let bundle = self.paths.bundle(&row.id);
         if !is_live(&row.status) {
+            // Leftovers of a teardown cut short, or of a start cut short
+            // before it recorded the run: its shim is at the address the
+            // start recorded before it ran the shim.
             if bundle.exists() || row.shim_address.is_some() {
                 self.teardown(&row.id).await;
             }
@@ -49,36 +61,25 @@ impl Containers {
                     match st.status.enum_value_or_default() {
                         Status::RUNNING | Status::PAUSED | Status::PAUSING => {
                             let status = if st.status.enum_value_or_default() == Status::RUNNING { "running" } else { "paused" };
-                            self.shims.lock().expect("shims").insert(row.id.clone(), shim);
                             let _ = self.db().update_container(&row.id, |r| r.status = status.into());
+                            self.adopt(&row.id, shim);
                             return;
                         }
                         Status::STOPPED => {
                             let at = st.exited_at.as_ref().map(crate::shims::to_system_time).unwrap_or_else(SystemTime::now);
                             self.shims.lock().expect("shims").insert(row.id.clone(), shim);
-                            self.task_exited(&row.id, st.pid, st.exit_status, at).await;
+                            self.task_exited_locked(&row.id, st.pid, st.exit_status, at).await;
                             return;
                         }
                         _ => {}
                     }
                 }
-                Err(e) => tracing::warn!(id = %row.id, error = %e, "shim state"),
+                Err(e) => tracing::warn!(id = %row.id, error = %rind_common::error::Chain(&e), "shim state"),
             }
         }
-        // The shim is gone. Its exit file, if it wrote one, is the truth.
-        #[derive(Deserialize)]
-        struct ExitFile {
-            status: u32,
-            exited_at: String,
-        }
-        let exit: Option<ExitFile> = std::fs::read(bundle.join("exit")).ok().and_then(|d| serde_json::from_slice(&d).ok());
-        match exit {
-            Some(e) => {
-                let at = parse_time(&e.exited_at).unwrap_or_else(SystemTime::now);
-                self.task_exited(&row.id, 0, e.status, at).await;
-            }
-            None => self.lost(&row).await,
-        }
+        // The shim is gone, or knows no task: its binary's `delete` says how
+        // the init ended, if the shim recorded it.
+        self.shim_gone(&row).await;
     }
 }
 
@@ -95,9 +96,21 @@ mod tests {
         humantime::format_rfc3339_nanos(t).to_string()
     }
 
+    /// What our shim keeps in its bundle; rindd must not read it.
     fn write_exit(bundle: &Path, status: u32, t: SystemTime) {
         let json = serde_json::json!({ "pid": 100, "status": status, "exited_at": rfc3339(t) });
         std::fs::write(bundle.join("exit"), json.to_string()).expect("write exit file");
+    }
+
+    /// Yields (time stands still) until `f` holds.
+    async fn until(what: &str, f: impl Fn() -> bool) {
+        for _ in 0..1000 {
+            if f() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("never: {what}");
     }
 
     #[tokio::test]
@@ -156,34 +169,112 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn recover_reads_the_exit_file_when_the_shim_is_unreachable() {
+    async fn recover_takes_the_exit_from_shim_delete_when_the_shim_is_unreachable() {
         let h = Harness::new();
         h.insert("a", "running", config("no"), |_| {});
         let bundle = h.bundle("a");
         let t = at(1_700_000_100, 987_654_321);
-        write_exit(&bundle, 137, t);
+        // The protocol's answer (DeleteResponse), not the shim's own files.
+        h.shims.delete_reports("a", 3, t);
+        write_exit(&bundle, 9, at(1_600_000_000, 0));
         h.shims.script("a", Script::Unreachable);
+        let mut events = h.containers.events.subscribe();
         h.containers.recover().await.expect("recover");
         let row = h.row("a").expect("row");
-        assert_eq!((row.status.as_str(), row.exit_code), ("exited", Some(137)));
+        assert_eq!((row.status.as_str(), row.exit_code), ("exited", Some(3)));
         assert_eq!(row.finished_at, Some(rfc3339(t)));
         assert_eq!(row.exit_reason, None);
-        // With no shim to ask, the binary's `delete` cleans up.
-        assert!(h.shims.calls().contains(&Call::BinaryDelete { id: "a".into() }));
+        assert_eq!((row.pid, row.shim_address), (0, None));
+        // With no shim to ask, the binary's `delete` cleans up, once.
+        assert_eq!(h.shims.count(|c| *c == Call::BinaryDelete { id: "a".into() }), 1);
         assert!(!bundle.exists(), "bundle removed");
+        let die = events.try_recv().expect("an event");
+        assert_eq!((die.action, die.exit_code), ("die", Some(3)));
     }
 
     #[tokio::test]
-    async fn recover_reads_the_exit_file_when_the_shim_has_no_task() {
+    async fn recover_marks_dead_when_the_shim_has_no_task() {
         let h = Harness::new();
         h.insert("a", "running", config("no"), |_| {});
-        let bundle = h.bundle("a");
-        write_exit(&bundle, 2, at(1_700_000_200, 5));
-        // Nothing scripted: the shim answers, but knows no task "a".
+        h.bundle("a");
+        h.shims.script("a", Script::Empty);
         h.containers.recover().await.expect("recover");
         let row = h.row("a").expect("row");
-        assert_eq!((row.status.as_str(), row.exit_code), ("exited", Some(2)));
-        assert_eq!(row.finished_at, Some(rfc3339(at(1_700_000_200, 5))));
+        assert_eq!((row.status.as_str(), row.exit_code), ("dead", None));
+        // The taskless shim is told to go; it cleaned up itself.
+        assert!(h.shims.calls().contains(&Call::Shutdown { id: "a".into() }));
+        assert!(!h.shims.alive("a"));
+    }
+
+    #[tokio::test]
+    async fn recover_holds_the_lock_so_an_exit_meanwhile_is_kept() {
+        let h = Harness::new();
+        h.insert("a", "running", config("no"), |_| {});
+        h.bundle("a");
+        h.shims.script("a", Script::Running { pid: 100 });
+        // The shim answers "running"; the answer is on its way when the
+        // init exits and the shim's TaskExit reaches the events endpoint.
+        let gate = h.shims.gate("state", "a");
+        let c = h.containers.clone();
+        let recovery = tokio::spawn(async move { c.recover().await });
+        until("recovery asks the shim", || h.shims.calls().contains(&Call::State { id: "a".into() })).await;
+        let t = at(1_700_000_300, 7);
+        let c = h.containers.clone();
+        let exit = tokio::spawn(async move { c.task_exited("a", 100, 0, t).await });
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        gate.add_permits(1);
+        recovery.await.expect("join").expect("recover");
+        exit.await.expect("join");
+        let row = h.row("a").expect("row");
+        assert_eq!((row.status.as_str(), row.exit_code), ("exited", Some(0)), "the exit is not overwritten by running");
+        assert_eq!(row.finished_at, Some(rfc3339(t)));
+        assert!(h.containers.shim_for("a").is_err(), "its shim is torn down, not adopted");
+        assert!(!h.shims.alive("a"));
+    }
+
+    #[tokio::test]
+    async fn recover_tears_down_a_shim_whose_start_was_cut_short() {
+        let h = Harness::new();
+        // The intent recorded before the shim was run; the run never was.
+        h.insert("a", "created", config("no"), |r| {
+            r.desired = "running".into();
+            r.shim_address = Some(fake::address("a"));
+        });
+        let bundle = h.bundle("a");
+        // rindd died after Task.Start, before it recorded the run.
+        h.shims.script("a", Script::Running { pid: 100 });
+        h.containers.recover().await.expect("recover");
+        let calls = h.shims.calls();
+        assert!(calls.contains(&Call::Kill { id: "a".into(), signal: libc::SIGKILL as u32, all: true }), "{calls:?}");
+        assert!(calls.contains(&Call::Shutdown { id: "a".into() }), "{calls:?}");
+        assert!(!h.shims.alive("a"), "no orphan shim");
+        assert!(!bundle.exists(), "bundle removed");
+        let row = h.row("a").expect("row");
+        assert_eq!((row.status.as_str(), row.shim_address), ("created", None));
+    }
+
+    #[tokio::test]
+    async fn recover_finds_a_shim_started_when_rindd_died() {
+        let h = Harness::new();
+        h.insert("a", "created", config("no"), |_| {});
+        let gate = h.shims.gate("launch", "a");
+        let c = h.containers.clone();
+        let start = tokio::spawn(async move { c.start("a").await });
+        until("the shim is up", || h.shims.alive("a")).await;
+        // While the shim binary's `start` runs, the address is already recorded.
+        assert_eq!(h.row("a").expect("row").shim_address, Some(fake::address("a")));
+        // rindd is killed: nothing after this point of start happens.
+        start.abort();
+        let _ = start.await;
+        drop(gate);
+        h.containers.recover().await.expect("recover");
+        let calls = h.shims.calls();
+        assert!(calls.contains(&Call::Connect { address: fake::address("a") }), "{calls:?}");
+        assert!(calls.contains(&Call::Shutdown { id: "a".into() }), "{calls:?}");
+        assert!(!h.shims.alive("a"), "no orphan shim");
+        assert!(!h.containers.paths.bundle("a").exists());
     }
 
     #[tokio::test]
@@ -192,8 +283,7 @@ mod tests {
         h.insert("a", "running", config("always"), |_| {});
         let bundle = h.bundle("a");
         h.shims.script("a", Script::Unreachable);
-        // The binary's `delete` makes up an exit; rindd does not believe it.
-        h.shims.delete_reports("a", 137, at(1_700_000_000, 0));
+        // The binary's `delete` makes up 137 with no time: rindd does not believe it.
         let mut events = h.containers.events.subscribe();
         h.containers.recover().await.expect("recover");
         let row = h.row("a").expect("row");
@@ -224,8 +314,20 @@ mod tests {
         let orphan = h.bundle("orphan");
         h.containers.recover().await.expect("recover");
         assert!(!orphan.exists(), "orphaned bundle removed");
-        assert_eq!(h.shims.calls(), [Call::BinaryDelete { id: "orphan".into() }]);
+        // The socket a shim for it would have, then the binary's `delete`.
+        assert_eq!(h.shims.calls(), [Call::Connect { address: fake::address("orphan") }, Call::BinaryDelete { id: "orphan".into() }]);
         assert!(h.kicks().is_empty(), "no row, nothing to reconcile");
+    }
+
+    #[tokio::test]
+    async fn recover_stops_the_shim_of_an_orphan_bundle() {
+        let h = Harness::new();
+        let orphan = h.bundle("orphan");
+        h.shims.script("orphan", Script::Empty);
+        h.containers.recover().await.expect("recover");
+        assert!(!orphan.exists(), "orphaned bundle removed");
+        assert!(h.shims.calls().contains(&Call::Shutdown { id: "orphan".into() }));
+        assert!(!h.shims.alive("orphan"), "no orphan shim");
     }
 
     #[tokio::test]
@@ -255,7 +357,7 @@ mod tests {
         h.insert("a", "exited", config("no"), fake::exited(0, SystemTime::now(), Duration::from_secs(1)));
         let bundle = h.bundle("a");
         h.containers.recover().await.expect("recover");
-        assert_eq!(h.shims.calls(), [Call::BinaryDelete { id: "a".into() }]);
+        assert_eq!(h.shims.calls(), [Call::Connect { address: fake::address("a") }, Call::BinaryDelete { id: "a".into() }]);
         assert!(!bundle.exists(), "bundle removed");
     }
 

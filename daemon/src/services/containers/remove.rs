@@ -3,29 +3,46 @@
 use super::*;
 
 impl Containers {
+    /// Under the container's lock, check and act: a live container is
+    /// killed and the lock let go while its exit is recorded; then the state
+    /// is checked afresh, so a start that got in between is killed too, and
+    /// no shim outlives its row.
     pub async fn remove(&self, id: &str, force: bool) -> Result<()> {
-        let row = self.get(id)?;
-        if is_live(&row.status) {
+        let id = self.get(id)?.id;
+        let lock = self.lock_of(&id);
+        let (row, _g) = loop {
+            let g = lock.lock().await;
+            let row = self.reread(&id)?;
+            if !is_live(&row.status) {
+                break (row, g);
+            }
             if !force {
                 return Err(ContainerError::Conflict(format!(
                     "cannot remove container {}: it is {}: stop it first, or use --force",
                     row.name, row.status
                 )));
             }
-            self.want_stopped(&row.id).await?;
-            if let Ok(shim) = self.shim_of(&row) {
-                let _ = shim.kill(&row.id, "", libc::SIGKILL as u32, true).await;
-                if row.status == "paused" {
-                    let _ = shim.resume(&row.id).await;
+            self.db().update_container(&id, |r| r.desired = "stopped".into())?;
+            let Ok(shim) = self.shim_of(&row) else {
+                // No shim to ask: clean up after it now.
+                self.shim_gone(&row).await;
+                continue;
+            };
+            let _ = shim.kill(&row.id, "", libc::SIGKILL as u32, true).await;
+            if row.status == "paused" {
+                let _ = shim.resume(&row.id).await;
+            }
+            drop(g);
+            if self.wait_stopped(&id, Some(Duration::from_secs(10))).await.is_err() {
+                // Its shim does not answer: take it down regardless.
+                let _g = lock.lock().await;
+                if let Ok(now) = self.reread(&id) {
+                    if is_live(&now.status) && now.started_at == row.started_at {
+                        self.lost(&now).await;
+                    }
                 }
             }
-            if self.wait_stopped(&row.id, Some(Duration::from_secs(10))).await.is_err() {
-                // Its shim does not answer: take it down regardless.
-                self.lost(&row).await;
-            }
-        }
-        let lock = self.lock_of(&row.id);
-        let _g = lock.lock().await;
+        };
         self.teardown(&row.id).await;
         let data = self.paths.data(&row.id);
         if let Err(e) = std::fs::remove_dir_all(&data) {
@@ -40,9 +57,12 @@ impl Containers {
         // Its image may have gone before it (rmi --force): its layers go now.
         let image_gone = self.db().image(&row.image)?.is_none();
         if image_gone {
-            let store = self.db();
-            if let Err(e) = crate::services::images::collect_garbage(&self.paths.root, &self.content, &store) {
-                tracing::warn!(id = %row.id, error = %e, "collect image garbage");
+            // Off the async threads, and the store locked only to read its rows.
+            let (root, content, store) = (self.paths.root.clone(), self.content.clone(), self.store.clone());
+            match tokio::task::spawn_blocking(move || crate::services::images::collect_garbage_unlocked(&root, &content, &store)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(id = %row.id, error = %rind_common::error::Chain(&e), "collect image garbage"),
+                Err(e) => tracing::warn!(id = %row.id, error = %rind_common::error::Chain(&e), "collect image garbage"),
             }
         }
         self.emit(&row, "destroy", None);
@@ -58,5 +78,59 @@ impl Containers {
             }
         }
         Ok(gone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fake::{config, Call, Harness};
+    use super::*;
+
+    /// Yields (time stands still) until `f` holds.
+    async fn until(what: &str, f: impl Fn() -> bool) {
+        for _ in 0..1000 {
+            if f() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("never: {what}");
+    }
+
+    #[tokio::test]
+    async fn rm_f_racing_start_kills_what_the_start_started() {
+        let h = Harness::new();
+        h.insert("a", "created", config("no"), |_| {});
+        // The start holds the lock while its shim comes up.
+        let gate = h.shims.gate("launch", "a");
+        let c = h.containers.clone();
+        let start = tokio::spawn(async move { c.start("a").await });
+        until("the shim is up", || h.shims.alive("a")).await;
+        // rm -f read "created" before the start finished.
+        let c = h.containers.clone();
+        let rm = tokio::spawn(async move { c.remove("a", true).await });
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        gate.add_permits(1);
+        start.await.expect("join").expect("start");
+        // The kill reaches the init; the shim reports its exit.
+        let kill = Call::Kill { id: "a".into(), signal: libc::SIGKILL as u32, all: true };
+        until("rm -f kills the container the start ran", || h.shims.calls().contains(&kill)).await;
+        h.containers.task_exited("a", 1001, 137, SystemTime::now()).await;
+        rm.await.expect("join").expect("rm -f");
+        assert_eq!(h.row("a"), None);
+        assert!(!h.shims.alive("a"), "no shim outlives its container");
+        assert!(!h.containers.paths.bundle("a").exists());
+    }
+
+    #[tokio::test]
+    async fn rm_without_force_refuses_a_running_container() {
+        let h = Harness::new();
+        h.insert("a", "created", config("no"), |_| {});
+        h.containers.start("a").await.expect("start");
+        let e = h.containers.remove("a", false).await.expect_err("refused");
+        assert!(e.to_string().contains("stop it first, or use --force"), "{e}");
+        assert!(h.shims.alive("a"));
     }
 }

@@ -3,11 +3,13 @@
 use super::*;
 
 impl Containers {
-    pub fn rename(&self, id: &str, name: &str) -> Result<()> {
-        if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch)) {
-            return Err(ContainerError::Invalid(format!("invalid container name {name:?}")));
-        }
-        let row = self.get(id)?;
+    /// Under the container's lock, as every verb.
+    pub async fn rename(&self, id: &str, name: &str) -> Result<()> {
+        let name = super::name::valid_name(name)?;
+        let id = self.get(id)?.id;
+        let lock = self.lock_of(&id);
+        let _g = lock.lock().await;
+        let row = self.reread(&id)?;
         let row = self.db().update_container(&row.id, |r| r.name = name.to_string()).map_err(|e| match e {
             StoreError::Exists(n) => ContainerError::Conflict(format!("the container name {n:?} is already in use")),
             e => e.into(),

@@ -23,7 +23,8 @@ impl Containers {
         let _ = std::fs::remove_dir_all(&bundle);
         std::fs::create_dir_all(bundle.join("rootfs")).map_err(io_err("create", &bundle))?;
         let cfg = bundle.join("config.json");
-        std::fs::write(&cfg, &row.spec).map_err(io_err("write", &cfg))?;
+        // Root only: the spec holds the container's environment.
+        crate::dirs::write_private(&cfg, row.spec.as_bytes()).map_err(io_err("write", &cfg))?;
         let stdin = if c.open_stdin {
             let p = bundle.join("init-stdin");
             nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600)).map_err(|e| io_err("create fifo", &p)(e.into()))?;
@@ -53,13 +54,25 @@ impl Containers {
         // The previous shim of this container may still be on its way out,
         // listening on the socket a new one would use: let it go first.
         self.await_retired(&row.id).await;
+        // Intent first: the shim's address is in the row before the shim
+        // exists, so wherever this is cut short (rindd killed included),
+        // recovery finds the shim and tears it down.
+        let planned = self.launcher.address(&row.id);
+        self.db().update_container(&row.id, |r| r.shim_address = Some(planned.clone()))?;
         let t0 = std::time::Instant::now();
-        let address = self.launcher.start(&row.id, &bundle).await?;
-        tracing::debug!(id = %row.id, ms = t0.elapsed().as_secs_f64() * 1000.0, "shim started");
         let started = async {
+            let address = self.launcher.start(&row.id, &bundle).await?;
+            tracing::debug!(id = %row.id, ms = t0.elapsed().as_secs_f64() * 1000.0, "shim started");
+            if address != planned {
+                tracing::warn!(id = %row.id, planned, address, "the shim listens elsewhere than planned");
+            }
             let shim = self.launcher.connect(&address).await?;
-            self.shims.lock().expect("shims").insert(row.id.clone(), shim.clone());
-            self.db().update_container(&row.id, |r| r.shim_address = Some(address.clone()))?;
+            self.adopt(&row.id, shim.clone());
+            // Before Create: a TaskOOM of this run may come before Start returns.
+            self.db().update_container(&row.id, |r| {
+                r.shim_address = Some(address.clone());
+                r.oom_killed = false;
+            })?;
             let pid = shim.create(req).await?;
             tracing::debug!(id = %row.id, ms = t0.elapsed().as_secs_f64() * 1000.0, "task created");
             shim.start(&row.id, "").await?;
@@ -87,7 +100,7 @@ impl Containers {
             Err(e) => {
                 self.teardown(&row.id).await;
                 // Docker keeps the container, with the error and 127/126/128 as its exit code.
-                let msg = e.to_string();
+                let msg = rind_common::error::chain(&e);
                 let code = start_error_code(&msg);
                 let _ = self.db().update_container(&row.id, |r| {
                     r.status = if restarting { "exited".into() } else { "created".into() };
