@@ -161,6 +161,22 @@ pub mod testing {
     pub fn runtime(binary: &str, dir: &Path) -> Runtime {
         Runtime { binary: binary.into(), root: dir.join("root"), log: dir.join("log.json"), spawner: Arc::new(StdSpawner) }
     }
+
+    /// A container "c" in namespace "ns" with its bundle in `dir`, whose
+    /// runtime is `binary` (none yet: as before Create).
+    pub fn container(dir: &Path, binary: Option<&str>) -> Arc<crate::container::Container> {
+        let c = crate::container::Container::new(
+            "ns".into(),
+            "c".into(),
+            dir.to_path_buf(),
+            Arc::new(StdSpawner),
+            crate::events::Publisher::new(String::new(), "ns".into()),
+        );
+        if let Some(b) = binary {
+            c.set_runtime(Arc::new(runtime(b, dir)));
+        }
+        c
+    }
 }
 
 #[cfg(test)]

@@ -88,20 +88,11 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::events::Publisher;
     use crate::process::state::State;
     use crate::runtime::testing;
 
     fn container(dir: &Path) -> Arc<Container> {
-        let c = Container::new(
-            "ns".into(),
-            "c".into(),
-            dir.to_path_buf(),
-            Arc::new(testing::StdSpawner),
-            Publisher::new(String::new(), "ns".into()),
-        );
-        c.set_runtime(Arc::new(testing::runtime("/bin/true", dir)));
-        c
+        testing::container(dir, Some("/bin/true"))
     }
 
     async fn with_init(dir: &Path, state: State) -> Arc<Container> {

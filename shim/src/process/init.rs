@@ -193,19 +193,11 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::events::Publisher;
     use crate::runtime::testing;
 
     /// A container whose created init has `pid`, run by `binary`.
     async fn created(dir: &Path, binary: &str) -> Arc<Container> {
-        let c = Container::new(
-            "ns".into(),
-            "c".into(),
-            dir.to_path_buf(),
-            Arc::new(testing::StdSpawner),
-            Publisher::new(String::new(), "ns".into()),
-        );
-        c.set_runtime(Arc::new(testing::runtime(binary, dir)));
+        let c = testing::container(dir, Some(binary));
         let p = Arc::new(Process::new(ProcessId::Init, StdioConfig::default(), Vec::new()));
         c.processes.insert(p.clone()).unwrap();
         c.processes.begin_start().started(&p, 4242);
@@ -276,13 +268,7 @@ mod tests {
     #[tokio::test]
     async fn verbs_before_create_are_not_found() {
         let d = tempfile::tempdir().unwrap();
-        let c = Container::new(
-            "ns".into(),
-            "c".into(),
-            d.path().into(),
-            Arc::new(testing::StdSpawner),
-            Publisher::new(String::new(), "ns".into()),
-        );
+        let c = testing::container(d.path(), None);
         assert!(c.start(&ProcessId::Init).await.unwrap_err().is_not_found());
         assert!(c.kill(&ProcessId::Init, 9, false).await.unwrap_err().is_not_found());
         assert!(matches!(c.pids().await, Err(ProcessError::NotCreated)));

@@ -483,3 +483,15 @@ pub fn exited(code: i64, finished: SystemTime, ran: std::time::Duration) -> impl
         r.started_at = Some(humantime::format_rfc3339_nanos(finished - ran).to_string());
     }
 }
+
+/// Yields (paused time stands still) until `f` holds; fails the test after
+/// a thousand turns of the scheduler.
+pub async fn until(what: &str, f: impl Fn() -> bool) {
+    for _ in 0..1000 {
+        if f() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("never: {what}");
+}

@@ -75,19 +75,8 @@ impl Containers {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fake::{config, Call, Harness, Script};
+    use super::super::fake::{config, until, Call, Harness, Script};
     use super::*;
-
-    /// Yields until `f` holds.
-    async fn until(what: &str, f: impl Fn() -> bool) {
-        for _ in 0..1000 {
-            if f() {
-                return;
-            }
-            tokio::task::yield_now().await;
-        }
-        panic!("never: {what}");
-    }
 
     /// Waits (yielding: time stands still) until `id` is no longer live.
     async fn wait_not_live(h: &Harness, id: &str) -> ContainerRow {

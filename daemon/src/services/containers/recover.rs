@@ -85,7 +85,7 @@ impl Containers {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fake::{self, config, Call, Harness, Script};
+    use super::super::fake::{self, config, until, Call, Harness, Script};
     use super::*;
 
     fn at(secs: u64, nanos: u32) -> SystemTime {
@@ -100,17 +100,6 @@ mod tests {
     fn write_exit(bundle: &Path, status: u32, t: SystemTime) {
         let json = serde_json::json!({ "pid": 100, "status": status, "exited_at": rfc3339(t) });
         std::fs::write(bundle.join("exit"), json.to_string()).expect("write exit file");
-    }
-
-    /// Yields (time stands still) until `f` holds.
-    async fn until(what: &str, f: impl Fn() -> bool) {
-        for _ in 0..1000 {
-            if f() {
-                return;
-            }
-            tokio::task::yield_now().await;
-        }
-        panic!("never: {what}");
     }
 
     #[tokio::test]

@@ -83,19 +83,8 @@ impl Containers {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fake::{config, Call, Harness};
+    use super::super::fake::{config, until, Call, Harness};
     use super::*;
-
-    /// Yields (time stands still) until `f` holds.
-    async fn until(what: &str, f: impl Fn() -> bool) {
-        for _ in 0..1000 {
-            if f() {
-                return;
-            }
-            tokio::task::yield_now().await;
-        }
-        panic!("never: {what}");
-    }
 
     #[tokio::test]
     async fn rm_f_racing_start_kills_what_the_start_started() {
