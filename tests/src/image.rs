@@ -8,6 +8,15 @@ use std::path::Path;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+/// Appends a regular file (mode 0644) to an archive being written.
+pub fn append_file<W: std::io::Write>(ar: &mut tar::Builder<W>, path: &str, data: &[u8]) {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    ar.append_data(&mut h, path, data).unwrap();
+}
+
 pub fn digest(data: &[u8]) -> String {
     format!("sha256:{:x}", Sha256::digest(data))
 }
@@ -100,11 +109,7 @@ pub fn oci_layout(name: &str, manifest: &[u8], blobs: Vec<&[u8]>) -> (Vec<u8>, V
     let mut ar = tar::Builder::new(Vec::new());
     let mut ends = Vec::new();
     let mut add = |path: &str, data: &[u8]| {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        ar.append_data(&mut h, path, data).unwrap();
+        append_file(&mut ar, path, data);
         ends.push((path.to_string(), ar.get_ref().len()));
     };
     add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
@@ -199,13 +204,7 @@ pub fn write_docker_archive(rootfs: &Path, name: &str, cmd: &[&str], out: &Path)
     let layer_name = format!("{}/layer.tar", diff_id.trim_start_matches("sha256:"));
     let manifest = serde_json::to_vec(&json!([{"Config": config_name, "RepoTags": [name], "Layers": [layer_name]}])).unwrap();
     let mut ar = tar::Builder::new(fs::File::create(out).unwrap());
-    let mut add = |path: &str, data: &[u8]| {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        ar.append_data(&mut h, path, data).unwrap();
-    };
+    let mut add = |path: &str, data: &[u8]| append_file(&mut ar, path, data);
     add("manifest.json", &manifest);
     add(&config_name, &config);
     add(&layer_name, &layer);

@@ -196,13 +196,7 @@ fn archive_of_layer(layer: &[u8], name: &str, out: &std::path::Path) {
     }))
     .unwrap();
     let mut ar = tar::Builder::new(std::fs::File::create(out).unwrap());
-    let mut add = |path: &str, data: &[u8]| {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        ar.append_data(&mut h, path, data).unwrap();
-    };
+    let mut add = |path: &str, data: &[u8]| rind_tests::image::append_file(&mut ar, path, data);
     add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
     add("index.json", &index);
     for blob in [layer, &config, &manifest] {
