@@ -411,6 +411,18 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// Starts `id` in a task that holds the container's lock, and returns
+    /// once its shim is up but the shim binary's `start` has not answered
+    /// (held by the returned gate: add a permit to let it go on).
+    pub async fn start_held_at_launch(&self, id: &str) -> (Arc<Semaphore>, tokio::task::JoinHandle<Result<ContainerRow, ContainerError>>) {
+        let gate = self.shims.gate("launch", id);
+        let c = self.containers.clone();
+        let owned = id.to_string();
+        let start = tokio::spawn(async move { c.start(&owned).await });
+        until("the shim is up", || self.shims.alive(id)).await;
+        (gate, start)
+    }
+
     pub fn new() -> Harness {
         let dir = tempfile::tempdir().expect("tempdir");
         let paths = Paths { root: dir.path().join("root"), state: dir.path().join("state") };

@@ -248,10 +248,7 @@ mod tests {
     async fn recover_finds_a_shim_started_when_rindd_died() {
         let h = Harness::new();
         h.insert("a", "created", config("no"), |_| {});
-        let gate = h.shims.gate("launch", "a");
-        let c = h.containers.clone();
-        let start = tokio::spawn(async move { c.start("a").await });
-        until("the shim is up", || h.shims.alive("a")).await;
+        let (gate, start) = h.start_held_at_launch("a").await;
         // While the shim binary's `start` runs, the address is already recorded.
         assert_eq!(h.row("a").expect("row").shim_address, Some(fake::address("a")));
         // rindd is killed: nothing after this point of start happens.

@@ -91,10 +91,7 @@ mod tests {
         let h = Harness::new();
         h.insert("a", "created", config("no"), |_| {});
         // The start holds the lock while its shim comes up.
-        let gate = h.shims.gate("launch", "a");
-        let c = h.containers.clone();
-        let start = tokio::spawn(async move { c.start("a").await });
-        until("the shim is up", || h.shims.alive("a")).await;
+        let (gate, start) = h.start_held_at_launch("a").await;
         // rm -f read "created" before the start finished.
         let c = h.containers.clone();
         let rm = tokio::spawn(async move { c.remove("a", true).await });
