@@ -1,5 +1,7 @@
-//! Output helpers: Go-template-like `--format` fields, `--filter`, sizes.
+//! Output helpers: Go-template-like `--format` fields, `--filter`, sizes,
+//! states; and the flags' values that need parsing (sizes, `--restart`).
 
+use rind_api::v1::{ContainerState, RestartPolicy};
 use serde_json::Value;
 
 /// Renders `{{.A.B}}` placeholders from `v` (and `{{json .}}` as the whole
@@ -40,15 +42,64 @@ pub fn matches(filter: &str, c: &rind_api::v1::Container) -> Result<bool, String
     Ok(match k {
         "name" => c.name.contains(v),
         "id" => c.id.starts_with(v),
-        "status" => c.state == v,
+        "status" => state_name(c.state()) == v,
         "ancestor" => c.image == v || c.image.starts_with(&format!("{v}:")),
-        "exited" => c.state == "exited" && c.exit_code.to_string() == v,
+        "exited" => c.state() == ContainerState::Exited && c.exit_code.to_string() == v,
         "label" => match v.split_once('=') {
             Some((lk, lv)) => c.labels.get(lk).map(|x| x == lv).unwrap_or(false),
             None => c.labels.contains_key(v),
         },
         other => return Err(format!("unknown filter {other:?}: use name, id, status, ancestor, exited or label")),
     })
+}
+
+/// A state as docker shows it (`ps`'s State, `--filter status=`).
+pub fn state_name(s: ContainerState) -> &'static str {
+    match s {
+        ContainerState::Created => "created",
+        ContainerState::Running => "running",
+        ContainerState::Paused => "paused",
+        ContainerState::Restarting => "restarting",
+        ContainerState::Exited => "exited",
+        ContainerState::Dead => "dead",
+        // A state this rind does not know (a newer rindd).
+        ContainerState::Unspecified => "unknown",
+    }
+}
+
+/// `--restart`, docker's: no, always, unless-stopped, on-failure[:max-retries].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restart {
+    pub policy: RestartPolicy,
+    /// With on-failure: at most this many restarts; 0: no limit.
+    pub max_retries: u32,
+}
+
+impl Default for Restart {
+    fn default() -> Restart {
+        Restart { policy: RestartPolicy::No, max_retries: 0 }
+    }
+}
+
+pub fn parse_restart(s: &str) -> Result<Restart, String> {
+    let bad = || format!("invalid restart policy {s:?}: use no, always, unless-stopped or on-failure[:max-retries]");
+    let (name, retries) = match s.split_once(':') {
+        Some((n, r)) => (n, Some(r)),
+        None => (s, None),
+    };
+    let policy = match name {
+        "" | "no" => RestartPolicy::No,
+        "always" => RestartPolicy::Always,
+        "unless-stopped" => RestartPolicy::UnlessStopped,
+        "on-failure" => RestartPolicy::OnFailure,
+        _ => return Err(bad()),
+    };
+    let max_retries = match retries {
+        None => 0,
+        Some(n) if policy == RestartPolicy::OnFailure => n.parse().map_err(|_| bad())?,
+        Some(_) => return Err(bad()),
+    };
+    Ok(Restart { policy, max_retries })
 }
 
 pub fn size(bytes: u64) -> String {
@@ -97,15 +148,52 @@ mod tests {
 
     #[test]
     fn filters() {
-        let mut c = rind_api::v1::Container { name: "web-1".into(), id: "abc".into(), state: "running".into(), ..Default::default() };
+        let mut c =
+            rind_api::v1::Container { name: "web-1".into(), id: "abc".into(), state: ContainerState::Running.into(), ..Default::default() };
         c.labels.insert("tier".into(), "db".into());
         assert!(matches("name=web", &c).unwrap());
         assert!(matches("status=running", &c).unwrap());
         assert!(!matches("status=exited", &c).unwrap());
+        c.state = ContainerState::Exited.into();
+        c.exit_code = 3;
+        assert!(matches("status=exited", &c).unwrap() && matches("exited=3", &c).unwrap());
         assert!(matches("label=tier=db", &c).unwrap());
         assert!(matches("label=tier", &c).unwrap());
         assert!(matches("bogus=1", &c).is_err());
         assert!(matches("nokey", &c).is_err());
+    }
+
+    #[test]
+    fn states_are_dockers_words() {
+        let all = [
+            (ContainerState::Created, "created"),
+            (ContainerState::Running, "running"),
+            (ContainerState::Paused, "paused"),
+            (ContainerState::Restarting, "restarting"),
+            (ContainerState::Exited, "exited"),
+            (ContainerState::Dead, "dead"),
+        ];
+        for (s, name) in all {
+            assert_eq!(state_name(s), name);
+        }
+        // A value this client does not know reads as unspecified.
+        let c = rind_api::v1::Container { state: 99, ..Default::default() };
+        assert_eq!(state_name(c.state()), "unknown");
+    }
+
+    #[test]
+    fn restart_policies() {
+        let r = |policy, max_retries| Ok(Restart { policy, max_retries });
+        assert_eq!(parse_restart("no"), r(RestartPolicy::No, 0));
+        assert_eq!(parse_restart(""), r(RestartPolicy::No, 0));
+        assert_eq!(parse_restart("always"), r(RestartPolicy::Always, 0));
+        assert_eq!(parse_restart("unless-stopped"), r(RestartPolicy::UnlessStopped, 0));
+        assert_eq!(parse_restart("on-failure"), r(RestartPolicy::OnFailure, 0));
+        assert_eq!(parse_restart("on-failure:3"), r(RestartPolicy::OnFailure, 3));
+        for bad in ["sometimes", "always:3", "on-failure:x", "on-failure:-1", "Always"] {
+            let e = parse_restart(bad).unwrap_err();
+            assert!(e.contains(&format!("{bad:?}")) && e.contains("on-failure[:max-retries]"), "{e}");
+        }
     }
 
     #[test]

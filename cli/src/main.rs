@@ -101,8 +101,8 @@ struct CreateFlags {
     #[arg(long, default_value = "none")]
     network: String,
     /// no, always, unless-stopped, on-failure[:N]
-    #[arg(long, default_value = "no")]
-    restart: String,
+    #[arg(long, default_value = "no", value_parser = format::parse_restart)]
+    restart: format::Restart,
     #[arg(short, long = "label")]
     label: Vec<String>,
     #[arg(long = "stop-signal")]
@@ -442,7 +442,8 @@ fn create_request(f: &CreateFlags) -> anyhow::Result<CreateContainerRequest> {
         tmpfs: f.tmpfs.clone(),
         network: f.network.clone(),
         security_opt: f.security_opt.clone(),
-        restart: f.restart.clone(),
+        restart: f.restart.policy.into(),
+        restart_max_retries: f.restart.max_retries,
         auto_remove: f.rm,
         stop_signal: f.stop_signal.clone().unwrap_or_default(),
         stop_timeout: f.stop_timeout.unwrap_or(-1),
@@ -457,7 +458,7 @@ fn start_failure(e: tonic::Status) -> anyhow::Error {
 }
 
 async fn run_container(c: &mut RindClient<Channel>, detach: bool, flags: CreateFlags) -> anyhow::Result<i32> {
-    if detach && flags.rm && flags.restart != "no" {
+    if detach && flags.rm && flags.restart.policy != RestartPolicy::No {
         bail!("--rm and --restart conflict");
     }
     let req = create_request(&flags).map_err(|e| Exit(125, format!("{e:#}")))?;
@@ -496,6 +497,16 @@ async fn run_container(c: &mut RindClient<Channel>, detach: bool, flags: CreateF
     })
 }
 
+/// The containers; those rindd could not read are named on stderr, as
+/// docker prints its warnings, and the listing goes on.
+async fn list_containers(c: &mut RindClient<Channel>, all: bool) -> anyhow::Result<Vec<Container>> {
+    let r = c.list_containers(ListContainersRequest { all }).await.map_err(status)?.into_inner();
+    for w in &r.warnings {
+        eprintln!("WARNING: {w}");
+    }
+    Ok(r.containers)
+}
+
 fn print_containers(list: Vec<Container>, quiet: bool, format: Option<&str>) {
     if quiet {
         for x in list {
@@ -507,7 +518,7 @@ fn print_containers(list: Vec<Container>, quiet: bool, format: Option<&str>) {
         for x in list {
             let v = serde_json::json!({
                 "ID": &x.id[..12.min(x.id.len())], "Names": x.name, "Image": x.image, "Command": x.command,
-                "CreatedAt": x.created, "State": x.state, "Status": x.status, "Labels": x.labels, "ExitCode": x.exit_code,
+                "CreatedAt": x.created, "State": format::state_name(x.state()), "Status": x.status, "Labels": x.labels, "ExitCode": x.exit_code,
             });
             if f == "json" {
                 println!("{v}");
@@ -723,7 +734,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             return each(&c, &containers, |mut cl, id| async move { cl.unpause_container(ContainerRef { id }).await.map(|_| ()) }).await;
         }
         Cmd::Ps { all, quiet, filter, format } => {
-            let list = c.list_containers(ListContainersRequest { all }).await.map_err(status)?.into_inner().containers;
+            let list = list_containers(&mut c, all).await?;
             let mut kept = Vec::new();
             for x in list {
                 let mut ok = true;
@@ -737,7 +748,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             print_containers(kept, quiet, format.as_deref());
         }
         Cmd::Container(ContainerCmd::Ls { all, quiet }) => {
-            let list = c.list_containers(ListContainersRequest { all }).await.map_err(status)?.into_inner().containers;
+            let list = list_containers(&mut c, all).await?;
             print_containers(list, quiet, None);
         }
         Cmd::Inspect { format, containers } => {

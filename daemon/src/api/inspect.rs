@@ -2,38 +2,39 @@
 
 use serde_json::{json, Value};
 
-use crate::services::containers::{Config, Paths};
-use crate::store::ContainerRow;
+use crate::services::containers::{Config, ContainerError, Paths};
+use crate::store::{format_time, ContainerRow, Status};
 
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
-pub fn container_json(row: &ContainerRow, paths: &Paths) -> Value {
-    let c: Config = serde_json::from_str(&row.config).unwrap_or_default();
+pub fn container_json(row: &ContainerRow, paths: &Paths) -> Result<Value, ContainerError> {
+    let c = Config::of(row)?;
     let spec: oci_spec::runtime::Spec = serde_json::from_str(&row.spec).unwrap_or_default();
     let process = spec.process().clone().unwrap_or_default();
     let args = process.args().clone().unwrap_or_default();
-    let policy = c.policy();
-    let status = row.status.as_str();
-    json!([{
+    let policy = row.restart_policy;
+    let status = row.status;
+    let time = |t: Option<std::time::SystemTime>| t.map(format_time).unwrap_or_else(|| ZERO_TIME.into());
+    Ok(json!([{
         "Id": row.id,
         "Name": format!("/{}", row.name),
-        "Created": row.created,
+        "Created": format_time(row.created),
         "Path": args.first().cloned().unwrap_or_default(),
         "Args": args.iter().skip(1).collect::<Vec<_>>(),
         "State": {
-            "Status": status,
-            "Running": status == "running" || status == "paused",
-            "Paused": status == "paused",
-            "Restarting": status == "restarting",
+            "Status": status.as_str(),
+            "Running": status.is_live(),
+            "Paused": status == Status::Paused,
+            "Restarting": status == Status::Restarting,
             // Since the last start: the shim's TaskOOM, recorded on the row.
             "OOMKilled": row.oom_killed,
-            "Dead": status == "dead",
+            "Dead": status == Status::Dead,
             "Pid": row.pid,
             // Unknown (a lost shim) is -1, never a made-up code; Error says why.
-            "ExitCode": row.exit_code.unwrap_or(if status == "dead" { -1 } else { 0 }),
+            "ExitCode": row.exit_code.unwrap_or(if status == Status::Dead { -1 } else { 0 }),
             "Error": row.exit_reason.clone().unwrap_or_default(),
-            "StartedAt": row.started_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
-            "FinishedAt": row.finished_at.clone().unwrap_or_else(|| ZERO_TIME.into()),
+            "StartedAt": time(row.started_at),
+            "FinishedAt": time(row.finished_at),
         },
         "Image": c.image_id,
         "LogPath": paths.log(&row.id),
@@ -68,12 +69,14 @@ pub fn container_json(row: &ContainerRow, paths: &Paths) -> Value {
             "PidsLimit": c.run.pids_limit,
         },
         "Mounts": c.run.binds.iter().map(|(h, t, ro)| json!({"Type": "bind", "Source": h, "Destination": t, "RW": !ro})).collect::<Vec<_>>(),
-    }])
+    }]))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::restart::Policy;
+    use crate::store::{parse_time, Desired};
 
     #[test]
     fn docker_shaped_state() {
@@ -82,28 +85,30 @@ mod tests {
             name: "web".into(),
             image: "busybox".into(),
             spec: r#"{"ociVersion":"1.2.0","process":{"cwd":"/","user":{"uid":0,"gid":0},"args":["sh","-c","exit 3"]}}"#.into(),
-            desired: "running".into(),
-            restart_policy: "on-failure:2".into(),
+            desired: Desired::Running,
+            restart_policy: Policy::OnFailure(2),
             bundle: "b".into(),
             shim_address: None,
-            created: "2026-01-01T00:00:00Z".into(),
+            created: parse_time("2026-01-01T00:00:00Z").unwrap(),
             exit_code: Some(3),
-            finished_at: Some("2026-01-01T00:00:01Z".into()),
+            finished_at: Some(parse_time("2026-01-01T00:00:01.5Z").unwrap()),
             exit_reason: None,
             config: r#"{"restart":"on-failure:2","hostname":"h"}"#.into(),
-            status: "exited".into(),
+            status: Status::Exited,
             pid: 0,
             started_at: None,
             restart_count: 1,
             oom_killed: true,
         };
         let paths = Paths { root: "/var/lib/rind".into(), state: "/run/rind".into() };
-        let v = &container_json(&row, &paths)[0];
+        let v = &container_json(&row, &paths).unwrap()[0];
         assert_eq!(v["Name"], "/web");
         assert_eq!(v["State"]["Status"], "exited");
         assert_eq!(v["State"]["ExitCode"], 3);
         assert_eq!(v["State"]["OOMKilled"], true, "the row's, not a constant");
-        assert_eq!(v["State"]["FinishedAt"], "2026-01-01T00:00:01Z");
+        assert_eq!(v["State"]["FinishedAt"], "2026-01-01T00:00:01.500000000Z");
+        assert_eq!(v["Created"], "2026-01-01T00:00:00.000000000Z");
+        assert_eq!((&v["State"]["Running"], &v["State"]["Dead"]), (&Value::Bool(false), &Value::Bool(false)));
         assert_eq!(v["State"]["StartedAt"], ZERO_TIME);
         assert_eq!(v["Path"], "sh");
         assert_eq!(v["Args"][1], "exit 3");

@@ -14,7 +14,8 @@ use super::stream;
 use crate::content::ContentStore;
 use crate::services::containers::{self, ContainerError, Containers};
 use crate::services::images::{self, ImageError};
-use crate::store::{Store, StoreError};
+use crate::services::restart::Policy;
+use crate::store::{self, Store, StoreError};
 
 /// The error and its causes, each once: a cause whose text the message
 /// already shows is not repeated.
@@ -103,9 +104,41 @@ pub fn container_status(e: ContainerError) -> Status {
     match &e {
         ContainerError::NotFound(_) | ContainerError::NoImage(_) => Status::not_found(msg),
         ContainerError::Conflict(_) => Status::failed_precondition(msg),
-        ContainerError::Invalid(_) | ContainerError::Spec(_) | ContainerError::Restart(_) => Status::invalid_argument(msg),
+        ContainerError::Invalid(_) | ContainerError::Spec(_) => Status::invalid_argument(msg),
+        // A row that does not read: the store's data is damaged.
+        ContainerError::Store(StoreError::Corrupt { .. }) | ContainerError::BadConfig { .. } => Status::data_loss(msg),
         _ => Status::internal(msg),
     }
+}
+
+fn state_of(s: store::Status) -> ContainerState {
+    match s {
+        store::Status::Created => ContainerState::Created,
+        store::Status::Running => ContainerState::Running,
+        store::Status::Paused => ContainerState::Paused,
+        store::Status::Restarting => ContainerState::Restarting,
+        store::Status::Exited => ContainerState::Exited,
+        store::Status::Dead => ContainerState::Dead,
+    }
+}
+
+/// The request's restart policy; unspecified is Docker's default, no.
+fn policy_of(req: &CreateContainerRequest) -> Result<Policy, Status> {
+    let retries = req.restart_max_retries;
+    let policy = match RestartPolicy::try_from(req.restart) {
+        Ok(RestartPolicy::Unspecified | RestartPolicy::No) => Policy::No,
+        Ok(RestartPolicy::Always) => Policy::Always,
+        Ok(RestartPolicy::UnlessStopped) => Policy::UnlessStopped,
+        Ok(RestartPolicy::OnFailure) => Policy::OnFailure(retries),
+        Err(_) => return Err(Status::invalid_argument(format!("unknown restart policy {} (a newer client?)", req.restart))),
+    };
+    if retries > 0 && !matches!(policy, Policy::OnFailure(_)) {
+        return Err(Status::invalid_argument(format!(
+            "invalid restart policy: a maximum retry count is only for on-failure, not {}",
+            policy.name()
+        )));
+    }
+    Ok(policy)
 }
 
 fn internal(e: impl std::error::Error) -> Status {
@@ -126,25 +159,49 @@ pub struct RindApi {
 }
 
 impl RindApi {
-    fn container_of(&self, row: &crate::store::ContainerRow) -> Container {
-        let cfg: containers::Config = serde_json::from_str(&row.config).unwrap_or_default();
+    fn container_of(row: &store::ContainerRow) -> Result<Container, ContainerError> {
+        let cfg = containers::Config::of(row)?;
         let spec: oci_spec::runtime::Spec = serde_json::from_str(&row.spec).unwrap_or_default();
         let command = spec.process().as_ref().and_then(|p| p.args().clone()).unwrap_or_default().join(" ");
-        Container {
+        Ok(Container {
             id: row.id.clone(),
             name: row.name.clone(),
             image: row.image.clone(),
             command,
-            created: row.created.clone(),
-            state: row.status.clone(),
+            created: store::format_time(row.created),
+            state: state_of(row.status).into(),
             status: containers::status_text(row, SystemTime::now()),
             exit_code: row.exit_code.unwrap_or(0) as i32,
             labels: cfg.run.labels,
             pid: row.pid as u32,
+        })
+    }
+
+    /// `ps`. A row that does not read is left out and named, in rindd's
+    /// log and to the user (the CLI prints the warnings on stderr): dockerd
+    /// too skips a container it cannot load and `docker ps` goes on, and
+    /// one bad row must neither hide every other container (an error would)
+    /// nor go unnoticed. `rm -f` removes it.
+    fn listing(rows: &[store::ContainerRow], unreadable: &[StoreError], all: bool) -> ListContainersResponse {
+        let mut warnings: Vec<String> = unreadable.iter().map(|e| message_of(e)).collect();
+        let mut containers = Vec::new();
+        for r in
+            rows.iter().filter(|r| all || matches!(r.status, store::Status::Running | store::Status::Paused | store::Status::Restarting))
+        {
+            match Self::container_of(r) {
+                Ok(c) => containers.push(c),
+                Err(e) => warnings.push(message_of(&e)),
+            }
         }
+        for w in &mut warnings {
+            tracing::warn!(error = %w, "ps: leaving out an unreadable container");
+            w.push_str(": `rind rm -f` removes it");
+        }
+        ListContainersResponse { containers, warnings }
     }
 
     fn config_of(req: CreateContainerRequest) -> Result<containers::Config, Status> {
+        let restart = policy_of(&req)?;
         let stop_timeout = (req.stop_timeout >= 0).then_some(req.stop_timeout);
         let run = crate::services::spec::RunOptions {
             entrypoint: req.entrypoint_set.then_some(req.entrypoint),
@@ -172,7 +229,7 @@ impl RindApi {
             run,
             open_stdin: req.open_stdin,
             security_opt: req.security_opt,
-            restart: if req.restart.is_empty() { "no".into() } else { req.restart },
+            restart,
             auto_remove: req.auto_remove,
             stop_signal: req.stop_signal,
             stop_timeout,
@@ -189,15 +246,15 @@ impl Rind for RindApi {
 
     async fn info(&self, _req: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
         let rows = self.containers.list().map_err(container_status)?;
-        let count = |s: &str| rows.iter().filter(|r| r.status == s).count() as u32;
+        let count = |s: store::Status| rows.iter().filter(|r| r.status == s).count() as u32;
         let images = self.store.lock().expect("store lock").images().map_err(internal)?.len() as u32;
         let cgroup_version = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() { "2" } else { "1" };
         let kernel = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
         Ok(Response::new(InfoResponse {
             containers: rows.len() as u32,
-            running: count("running"),
-            paused: count("paused"),
-            stopped: rows.len() as u32 - count("running") - count("paused"),
+            running: count(store::Status::Running),
+            paused: count(store::Status::Paused),
+            stopped: rows.len() as u32 - count(store::Status::Running) - count(store::Status::Paused),
             images,
             root: self.containers.paths.root.display().to_string(),
             state: self.containers.paths.state.display().to_string(),
@@ -390,18 +447,13 @@ impl Rind for RindApi {
 
     async fn list_containers(&self, req: Request<ListContainersRequest>) -> Result<Response<ListContainersResponse>, Status> {
         let all = req.into_inner().all;
-        let rows = self.containers.list().map_err(container_status)?;
-        let containers = rows
-            .iter()
-            .filter(|r| all || matches!(r.status.as_str(), "running" | "paused" | "restarting"))
-            .map(|r| self.container_of(r))
-            .collect();
-        Ok(Response::new(ListContainersResponse { containers }))
+        let (rows, unreadable) = self.containers.scan().map_err(container_status)?;
+        Ok(Response::new(Self::listing(&rows, &unreadable, all)))
     }
 
     async fn inspect_container(&self, req: Request<ContainerRef>) -> Result<Response<InspectResponse>, Status> {
         let row = self.containers.get(&req.into_inner().id).map_err(container_status)?;
-        let json = super::inspect::container_json(&row, &self.containers.paths);
+        let json = super::inspect::container_json(&row, &self.containers.paths).map_err(container_status)?;
         Ok(Response::new(InspectResponse { json: serde_json::to_string_pretty(&json).expect("json") }))
     }
 
@@ -508,12 +560,82 @@ mod tests {
         assert_maps(vec![
             (container_status(ContainerError::Invalid("exec needs a command".into())), Code::InvalidArgument, "exec needs a command"),
             (container_status(ContainerError::Spec(spec)), Code::InvalidArgument, "memory \"lots\": not a size"),
-            (
-                container_status(ContainerError::Restart(RestartError::Invalid("sometimes".into()))),
-                Code::InvalidArgument,
-                "invalid restart policy \"sometimes\": use no, always, unless-stopped or on-failure[:max-retries]",
-            ),
         ]);
+    }
+
+    fn corrupt(id: &str, name: &str) -> StoreError {
+        let source = RestartError::Invalid("sometimes".into());
+        StoreError::Corrupt { id: id.into(), name: name.into(), column: "restart_policy", value: "sometimes".into(), source: source.into() }
+    }
+
+    #[test]
+    fn container_status_is_data_loss_for_a_row_that_does_not_read() {
+        assert_maps(vec![(
+            container_status(ContainerError::Store(corrupt("abc", "web"))),
+            Code::DataLoss,
+            "metadata store: container abc (web): bad restart_policy \"sometimes\": invalid restart policy \"sometimes\": \
+             use no, always, unless-stopped or on-failure[:max-retries]",
+        )]);
+    }
+
+    fn row(id: &str, status: store::Status) -> store::ContainerRow {
+        store::ContainerRow {
+            id: id.into(),
+            name: format!("{id}-name"),
+            image: "busybox".into(),
+            spec: "{}".into(),
+            desired: store::Desired::Running,
+            restart_policy: Policy::No,
+            bundle: "b".into(),
+            shim_address: None,
+            created: SystemTime::UNIX_EPOCH,
+            exit_code: None,
+            finished_at: None,
+            exit_reason: None,
+            config: "{}".into(),
+            status,
+            pid: 0,
+            started_at: None,
+            restart_count: 0,
+            oom_killed: false,
+        }
+    }
+
+    #[test]
+    fn listing_leaves_out_and_names_rows_that_do_not_read() {
+        let rows = [row("up", store::Status::Running), row("down", store::Status::Exited), row("bad-config", store::Status::Exited)];
+        let rows = [rows[0].clone(), rows[1].clone(), store::ContainerRow { config: "{".into(), ..rows[2].clone() }];
+        let l = RindApi::listing(&rows, &[corrupt("abc", "web")], true);
+        let ids: Vec<&str> = l.containers.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["up", "down"]);
+        assert_eq!((l.containers[0].state(), l.containers[1].state()), (ContainerState::Running, ContainerState::Exited));
+        assert_eq!(l.containers[0].created, "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(l.warnings.len(), 2, "{:?}", l.warnings);
+        assert!(l.warnings[0].starts_with("metadata store: container abc (web): bad restart_policy"), "{}", l.warnings[0]);
+        assert!(l.warnings[1].contains("container bad-config (bad-config-name): bad config"), "{}", l.warnings[1]);
+        assert!(l.warnings.iter().all(|w| w.ends_with("`rind rm -f` removes it")));
+        // Without --all: the live ones, and still the row whose state is unknown.
+        let l = RindApi::listing(&rows, &[corrupt("abc", "web")], false);
+        assert_eq!((l.containers.len(), l.warnings.len()), (1, 1));
+    }
+
+    #[test]
+    fn restart_policies_from_the_wire() {
+        let req = |restart: RestartPolicy, restart_max_retries| CreateContainerRequest {
+            restart: restart.into(),
+            restart_max_retries,
+            ..Default::default()
+        };
+        assert_eq!(policy_of(&req(RestartPolicy::Unspecified, 0)).ok(), Some(Policy::No), "Docker's default");
+        assert_eq!(policy_of(&req(RestartPolicy::No, 0)).ok(), Some(Policy::No));
+        assert_eq!(policy_of(&req(RestartPolicy::Always, 0)).ok(), Some(Policy::Always));
+        assert_eq!(policy_of(&req(RestartPolicy::UnlessStopped, 0)).ok(), Some(Policy::UnlessStopped));
+        assert_eq!(policy_of(&req(RestartPolicy::OnFailure, 3)).ok(), Some(Policy::OnFailure(3)));
+        let e = policy_of(&req(RestartPolicy::Always, 3)).unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument);
+        assert!(e.message().contains("always"), "{}", e.message());
+        let e = policy_of(&CreateContainerRequest { restart: 42, ..Default::default() }).unwrap_err();
+        assert!(e.code() == Code::InvalidArgument && e.message().contains("42"), "{}", e.message());
     }
 
     #[test]

@@ -105,10 +105,10 @@ pub async fn attach(containers: Arc<Containers>, mut input: Streaming<AttachIn>)
     let (c, id) = (containers.clone(), row.id.clone());
     tokio::spawn(pump_input(input, stdin, move || c.shim_for(&id).ok().map(|(_, s)| s), row.id.clone(), String::new()));
     let id = row.id.clone();
-    let was_live = matches!(row.status.as_str(), "running" | "paused");
-    let started_at = row.started_at.clone();
+    let was_live = row.status.is_live();
+    let started_at = row.started_at;
     // Like docker run --rm: the exit is told once the container is gone.
-    let auto_remove = serde_json::from_str::<crate::services::containers::Config>(&row.config).map(|c| c.auto_remove).unwrap_or(false);
+    let auto_remove = crate::services::containers::Config::of(&row).map_err(container_status)?.auto_remove;
     tokio::spawn(async move {
         if !send_out(&tx, Out::Attached(Empty {})).await {
             return;
@@ -144,7 +144,7 @@ pub async fn attach(containers: Arc<Containers>, mut input: Streaming<AttachIn>)
                     // Now and then ask the database too (a lagged receiver misses events).
                     if polls.is_multiple_of(25) {
                         match containers.get(&id) {
-                            Ok(r) if !matches!(r.status.as_str(), "running" | "paused" | "created")
+                            Ok(r) if !r.status.is_live() && r.status != crate::store::Status::Created
                                 && (was_live || r.started_at != started_at) => {
                                 exit = Some(WaitResponse { exit_code: r.exit_code.unwrap_or(-1) as i32, error: r.exit_reason.unwrap_or_default() });
                             }
@@ -280,7 +280,7 @@ pub fn logs(containers: Arc<Containers>, req: LogsRequest) -> Result<BoxStream<L
         }
         let mut events = containers.events.subscribe();
         loop {
-            let live = containers.get(&row.id).map(|r| matches!(r.status.as_str(), "running" | "paused")).unwrap_or(false);
+            let live = containers.get(&row.id).map(|r| r.status.is_live()).unwrap_or(false);
             for r in logs::select(follower.read().unwrap_or_default(), since, None) {
                 if tx.send(Ok(chunk(r))).await.is_err() {
                     return;
@@ -303,7 +303,7 @@ pub fn logs(containers: Arc<Containers>, req: LogsRequest) -> Result<BoxStream<L
 pub async fn stats(containers: Arc<Containers>, req: StatsRequest) -> Result<BoxStream<StatsResponse>, Status> {
     use crate::services::stats::{cpu_percent, sample, Sample};
     let rows = if req.ids.is_empty() {
-        containers.list().map_err(container_status)?.into_iter().filter(|r| r.status == "running").collect()
+        containers.list().map_err(container_status)?.into_iter().filter(|r| r.status == crate::store::Status::Running).collect()
     } else {
         req.ids.iter().map(|i| containers.get(i)).collect::<Result<Vec<_>, _>>().map_err(container_status)?
     };

@@ -1,6 +1,8 @@
 //! Restart policies, as Docker defines them, and the back-off between
 //! restarts. Pure: the reconcile loop asks, then acts.
 
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -9,8 +11,12 @@ pub enum RestartError {
     Invalid(String),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Docker's `--restart`; its text ("on-failure:3") is what the store and a
+/// container's config keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Policy {
+    /// Docker's default.
+    #[default]
     No,
     Always,
     UnlessStopped,
@@ -48,6 +54,37 @@ impl Policy {
             Policy::OnFailure(n) => *n,
             _ => 0,
         }
+    }
+}
+
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Policy::OnFailure(n) if *n > 0 => write!(f, "on-failure:{n}"),
+            p => f.write_str(p.name()),
+        }
+    }
+}
+
+impl FromStr for Policy {
+    type Err = RestartError;
+
+    fn from_str(s: &str) -> Result<Policy, RestartError> {
+        Policy::parse(s)
+    }
+}
+
+/// As its text, so a config written before the policy was typed reads the same.
+impl serde::Serialize for Policy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Policy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Policy, D::Error> {
+        let s = String::deserialize(d)?;
+        Policy::parse(&s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -103,6 +140,17 @@ mod tests {
         assert!(Policy::parse("on-failure:x").is_err());
         assert!(Policy::parse("always:3").is_err());
         assert!(Policy::parse("sometimes").unwrap_err().to_string().contains("sometimes"));
+    }
+
+    #[test]
+    fn policies_round_trip_through_their_text() {
+        for p in [Policy::No, Policy::Always, Policy::UnlessStopped, Policy::OnFailure(0), Policy::OnFailure(3)] {
+            assert_eq!(p.to_string().parse::<Policy>(), Ok(p));
+            assert_eq!(serde_json::from_str::<Policy>(&serde_json::to_string(&p).unwrap()).unwrap(), p);
+        }
+        assert_eq!(Policy::OnFailure(3).to_string(), "on-failure:3");
+        assert_eq!(serde_json::to_string(&Policy::UnlessStopped).unwrap(), r#""unless-stopped""#);
+        assert!(serde_json::from_str::<Policy>(r#""sometimes""#).unwrap_err().to_string().contains("sometimes"));
     }
 
     #[test]

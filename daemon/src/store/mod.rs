@@ -10,13 +10,25 @@
 //! ```
 //! `desired` is what the user asked for; `status`, `pid`, the exit columns
 //! and `oom_killed` cache what the shims last reported (the shims own the truth).
+//! `status`, `desired` and `restart_policy` hold Docker's words ("running",
+//! "on-failure:3"), times RFC 3339 in UTC with nanoseconds; they are typed
+//! here, and a value that does not parse is an error naming its row.
 //! meta.db and its WAL and SHM files are 0600.
 //! Every change is one transaction.
 
 use std::path::Path;
+use std::str::FromStr;
+use std::time::SystemTime;
 
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
+
+use crate::services::restart::Policy;
+
+mod state;
+
+pub use state::{Desired, StateError, Status};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -40,6 +52,26 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// A column of a container's row rindd cannot read: never taken as a default.
+    #[error("metadata store: container {id} ({name}): bad {column} {value:?}")]
+    Corrupt {
+        id: String,
+        name: String,
+        column: &'static str,
+        value: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// How rindd writes a time: RFC 3339, UTC, nanoseconds (Docker's format,
+/// and what every row has held so far).
+pub fn format_time(t: SystemTime) -> String {
+    humantime::format_rfc3339_nanos(t).to_string()
+}
+
+pub fn parse_time(s: &str) -> Result<SystemTime, humantime::TimestampError> {
+    humantime::parse_rfc3339(s)
 }
 
 /// Makes the database and its WAL and shared-memory files readable by root
@@ -88,21 +120,20 @@ pub struct ContainerRow {
     pub name: String,
     pub image: String,
     pub spec: String,
-    /// "running" or "stopped": what the user wants.
-    pub desired: String,
-    pub restart_policy: String,
+    /// What the user wants.
+    pub desired: Desired,
+    pub restart_policy: Policy,
     pub bundle: String,
     pub shim_address: Option<String>,
-    pub created: String,
+    pub created: SystemTime,
     pub exit_code: Option<i64>,
-    pub finished_at: Option<String>,
+    pub finished_at: Option<SystemTime>,
     pub exit_reason: Option<String>,
     /// The create request as rindd keeps it (JSON of `services::containers::Config`).
     pub config: String,
-    /// created, running, paused, exited, dead.
-    pub status: String,
+    pub status: Status,
     pub pid: i64,
-    pub started_at: Option<String>,
+    pub started_at: Option<SystemTime>,
     pub restart_count: i64,
     /// The shim reported an OOM kill (TaskOOM) since the container last started.
     pub oom_killed: bool,
@@ -185,69 +216,67 @@ impl Store {
             "INSERT INTO containers (id, name, image, spec, desired, restart_policy, bundle, shim_address, created, exit_code, finished_at, exit_reason,
                 config, status, pid, started_at, restart_count, oom_killed)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-            Self::params_of(c).as_slice(),
+            rusqlite::params_from_iter(Self::values_of(c)),
         )?;
         tx.commit()?;
         Ok(())
     }
 
-    /// A row's columns as ?1..?18, in `COLUMNS` order (insert and update share it).
-    fn params_of(c: &ContainerRow) -> [&dyn rusqlite::ToSql; 18] {
+    /// A row's columns as ?1..?18, in `COLUMNS` order (insert and update
+    /// share it): the typed fields as the text they are stored as.
+    fn values_of(c: &ContainerRow) -> [Value; 18] {
         [
-            &c.id,
-            &c.name,
-            &c.image,
-            &c.spec,
-            &c.desired,
-            &c.restart_policy,
-            &c.bundle,
-            &c.shim_address,
-            &c.created,
-            &c.exit_code,
-            &c.finished_at,
-            &c.exit_reason,
-            &c.config,
-            &c.status,
-            &c.pid,
-            &c.started_at,
-            &c.restart_count,
-            &c.oom_killed,
+            c.id.clone().into(),
+            c.name.clone().into(),
+            c.image.clone().into(),
+            c.spec.clone().into(),
+            c.desired.as_str().to_string().into(),
+            c.restart_policy.to_string().into(),
+            c.bundle.clone().into(),
+            c.shim_address.clone().into(),
+            format_time(c.created).into(),
+            c.exit_code.into(),
+            c.finished_at.map(format_time).into(),
+            c.exit_reason.clone().into(),
+            c.config.clone().into(),
+            c.status.as_str().to_string().into(),
+            c.pid.into(),
+            c.started_at.map(format_time).into(),
+            c.restart_count.into(),
+            c.oom_killed.into(),
         ]
     }
 
-    fn row(r: &rusqlite::Row) -> rusqlite::Result<ContainerRow> {
-        Ok(ContainerRow {
-            id: r.get(0)?,
-            name: r.get(1)?,
-            image: r.get(2)?,
-            spec: r.get(3)?,
-            desired: r.get(4)?,
-            restart_policy: r.get(5)?,
-            bundle: r.get(6)?,
-            shim_address: r.get(7)?,
-            created: r.get(8)?,
-            exit_code: r.get(9)?,
-            finished_at: r.get(10)?,
-            exit_reason: r.get(11)?,
-            config: r.get(12)?,
-            status: r.get(13)?,
-            pid: r.get(14)?,
-            started_at: r.get(15)?,
-            restart_count: r.get(16)?,
-            oom_killed: r.get(17)?,
-        })
+    /// The row in `COLUMNS` order. The outer error is SQLite's; the inner one
+    /// a column that does not read, naming the row.
+    fn row(r: &rusqlite::Row) -> rusqlite::Result<Result<ContainerRow, StoreError>> {
+        // What names the row in an error, whatever the two columns hold.
+        let (id, name) = (describe(r.get_ref(0)?), describe(r.get_ref(1)?));
+        Ok(Columns { r, id, name }.read())
     }
 
     const COLUMNS: &'static str =
         "id, name, image, spec, desired, restart_policy, bundle, shim_address, created, exit_code, finished_at, exit_reason,
         config, status, pid, started_at, restart_count, oom_killed";
 
+    /// The container with this id or name; a row that does not read is an
+    /// error naming it.
     pub fn container(&self, id_or_name: &str) -> Result<Option<ContainerRow>, StoreError> {
         let sql = format!("SELECT {} FROM containers WHERE id = ?1 OR name = ?1", Self::COLUMNS);
-        Ok(self.conn.query_row(&sql, [id_or_name], Self::row).optional()?)
+        self.conn.query_row(&sql, [id_or_name], Self::row).optional()?.transpose()
     }
 
+    /// Every container, oldest first; one row that does not read is an
+    /// error naming it. For what must not skip a row (the image collector
+    /// would take a container's layers).
     pub fn containers(&self) -> Result<Vec<ContainerRow>, StoreError> {
+        self.scan_containers()?.into_iter().collect()
+    }
+
+    /// Every container, oldest first, each row read on its own: one that
+    /// does not read is its error (`StoreError::Corrupt`, naming it) in its
+    /// place, and the others are still there.
+    pub fn scan_containers(&self) -> Result<Vec<Result<ContainerRow, StoreError>>, StoreError> {
         let sql = format!("SELECT {} FROM containers ORDER BY created", Self::COLUMNS);
         let mut st = self.conn.prepare(&sql)?;
         let rows = st.query_map([], Self::row)?.collect::<Result<_, _>>()?;
@@ -258,7 +287,7 @@ impl Store {
     pub fn update_container(&mut self, id: &str, f: impl FnOnce(&mut ContainerRow)) -> Result<ContainerRow, StoreError> {
         let tx = self.conn.transaction()?;
         let sql = format!("SELECT {} FROM containers WHERE id = ?1", Self::COLUMNS);
-        let mut c = tx.query_row(&sql, [id], Self::row).optional()?.ok_or_else(|| StoreError::NotFound(id.into()))?;
+        let mut c = tx.query_row(&sql, [id], Self::row).optional()?.ok_or_else(|| StoreError::NotFound(id.into()))??;
         f(&mut c);
         let renamed: bool =
             tx.query_row("SELECT EXISTS(SELECT 1 FROM containers WHERE name = ?1 AND id != ?2)", params![c.name, c.id], |r| r.get(0))?;
@@ -269,7 +298,7 @@ impl Store {
             "UPDATE containers SET name = ?2, image = ?3, spec = ?4, desired = ?5, restart_policy = ?6, bundle = ?7, shim_address = ?8,
                 created = ?9, exit_code = ?10, finished_at = ?11, exit_reason = ?12, config = ?13, status = ?14, pid = ?15,
                 started_at = ?16, restart_count = ?17, oom_killed = ?18 WHERE id = ?1",
-            Self::params_of(&c).as_slice(),
+            rusqlite::params_from_iter(Self::values_of(&c)),
         )?;
         tx.commit()?;
         Ok(c)
@@ -277,6 +306,86 @@ impl Store {
 
     pub fn delete_container(&mut self, id: &str) -> Result<bool, StoreError> {
         Ok(self.conn.execute("DELETE FROM containers WHERE id = ?1", [id])? > 0)
+    }
+}
+
+/// The columns of one container's row, read in `COLUMNS` order; a value
+/// that does not read is `StoreError::Corrupt` naming the row and column.
+struct Columns<'a, 'r> {
+    r: &'a rusqlite::Row<'r>,
+    id: String,
+    name: String,
+}
+
+impl Columns<'_, '_> {
+    fn read(self) -> Result<ContainerRow, StoreError> {
+        Ok(ContainerRow {
+            image: self.get(2, "image")?,
+            spec: self.get(3, "spec")?,
+            desired: self.parse(4, "desired")?,
+            restart_policy: self.parse(5, "restart_policy")?,
+            bundle: self.get(6, "bundle")?,
+            shim_address: self.get(7, "shim_address")?,
+            created: self.time(8, "created")?,
+            exit_code: self.get(9, "exit_code")?,
+            finished_at: self.time_opt(10, "finished_at")?,
+            exit_reason: self.get(11, "exit_reason")?,
+            config: self.get(12, "config")?,
+            status: self.parse(13, "status")?,
+            pid: self.get(14, "pid")?,
+            started_at: self.time_opt(15, "started_at")?,
+            restart_count: self.get(16, "restart_count")?,
+            oom_killed: self.get(17, "oom_killed")?,
+            id: self.get(0, "id")?,
+            name: self.get(1, "name")?,
+        })
+    }
+
+    fn corrupt(&self, column: &'static str, value: String, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+        StoreError::Corrupt { id: self.id.clone(), name: self.name.clone(), column, value, source: source.into() }
+    }
+
+    /// A column of the SQL type `T` reads from (a wrong type is corrupt too).
+    fn get<T: rusqlite::types::FromSql>(&self, i: usize, column: &'static str) -> Result<T, StoreError> {
+        self.r.get(i).map_err(|e| match e {
+            rusqlite::Error::InvalidColumnType(..)
+            | rusqlite::Error::FromSqlConversionFailure(..)
+            | rusqlite::Error::IntegralValueOutOfRange(..) => {
+                let value = self.r.get_ref(i).map(describe).unwrap_or_default();
+                self.corrupt(column, value, e)
+            }
+            e => e.into(),
+        })
+    }
+
+    fn parse<T>(&self, i: usize, column: &'static str) -> Result<T, StoreError>
+    where
+        T: FromStr,
+        T::Err: std::error::Error + Send + Sync + 'static,
+    {
+        let s: String = self.get(i, column)?;
+        s.parse().map_err(|e| self.corrupt(column, s, e))
+    }
+
+    fn time(&self, i: usize, column: &'static str) -> Result<SystemTime, StoreError> {
+        let s: String = self.get(i, column)?;
+        parse_time(&s).map_err(|e| self.corrupt(column, s, e))
+    }
+
+    fn time_opt(&self, i: usize, column: &'static str) -> Result<Option<SystemTime>, StoreError> {
+        let s: Option<String> = self.get(i, column)?;
+        s.map(|s| parse_time(&s).map_err(|e| self.corrupt(column, s, e))).transpose()
+    }
+}
+
+/// A stored value as the error shows it.
+fn describe(v: ValueRef) -> String {
+    match v {
+        ValueRef::Null => "NULL".into(),
+        ValueRef::Integer(n) => n.to_string(),
+        ValueRef::Real(x) => x.to_string(),
+        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+        ValueRef::Blob(b) => format!("a blob of {} bytes", b.len()),
     }
 }
 
@@ -290,16 +399,16 @@ mod tests {
             name: name.into(),
             image: "busybox".into(),
             spec: "{}".into(),
-            desired: "running".into(),
-            restart_policy: "no".into(),
+            desired: Desired::Running,
+            restart_policy: Policy::No,
             bundle: format!("/run/rind/containers/{id}"),
             shim_address: None,
-            created: "2026-01-01T00:00:00Z".into(),
+            created: parse_time("2026-01-01T00:00:00Z").unwrap(),
             exit_code: None,
             finished_at: None,
             exit_reason: None,
             config: "{}".into(),
-            status: "created".into(),
+            status: Status::Created,
             pid: 0,
             started_at: None,
             restart_count: 0,
@@ -345,7 +454,7 @@ mod tests {
         conn.execute_batch(MIGRATIONS[0]).unwrap();
         conn.execute_batch(MIGRATIONS[1]).unwrap();
         conn.execute(
-            "INSERT INTO containers (id, name, image, spec, desired, restart_policy, bundle, created) VALUES ('old', 'o', 'i', '{}', 'stopped', 'no', 'b', 't')",
+            "INSERT INTO containers (id, name, image, spec, desired, restart_policy, bundle, created) VALUES ('old', 'o', 'i', '{}', 'stopped', 'no', 'b', '2025-06-01T10:00:00.123456789Z')",
             [],
         )
         .unwrap();
@@ -375,18 +484,96 @@ mod tests {
         let c = s
             .update_container("c1", |c| {
                 c.exit_code = Some(3);
-                c.desired = "stopped".into();
+                c.desired = Desired::Stopped;
             })
             .unwrap();
         assert_eq!(c.exit_code, Some(3));
         s.insert_container(&row("c2", "db")).unwrap();
         assert!(matches!(s.update_container("c2", |c| c.name = "web".into()), Err(StoreError::Exists(_))), "rename to a taken name");
         assert!(s.delete_container("c2").unwrap());
-        assert_eq!(s.container("web").unwrap().unwrap().desired, "stopped");
+        assert_eq!(s.container("web").unwrap().unwrap().desired, Desired::Stopped);
         assert_eq!(s.containers().unwrap().len(), 1);
         assert!(s.delete_container("c1").unwrap());
         assert!(s.container("c1").unwrap().is_none());
         assert!(matches!(s.update_container("c1", |_| {}), Err(StoreError::NotFound(_))));
+    }
+
+    #[test]
+    fn typed_columns_are_stored_as_dockers_words() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("meta.db");
+        let mut s = Store::open(&p).unwrap();
+        let finished = parse_time("2026-01-01T00:00:01.000000042Z").unwrap();
+        let c = ContainerRow {
+            status: Status::Exited,
+            desired: Desired::Stopped,
+            restart_policy: Policy::OnFailure(3),
+            finished_at: Some(finished),
+            ..row("c1", "web")
+        };
+        s.insert_container(&c).unwrap();
+        assert_eq!(s.container("web").unwrap().unwrap(), c);
+        let raw: (String, String, String, String, String) = Connection::open(&p)
+            .unwrap()
+            .query_row("SELECT status, desired, restart_policy, created, finished_at FROM containers", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap();
+        let want = ("exited", "stopped", "on-failure:3", "2026-01-01T00:00:00.000000000Z", "2026-01-01T00:00:01.000000042Z");
+        assert_eq!((raw.0.as_str(), raw.1.as_str(), raw.2.as_str(), raw.3.as_str(), raw.4.as_str()), want);
+    }
+
+    /// A row spoilt behind rindd's back (a hand edit, a downgrade, a bad disk).
+    fn spoil(p: &Path, id: &str, column: &str, value: rusqlite::types::Value) {
+        let sql = format!("UPDATE containers SET {column} = ?1 WHERE id = ?2");
+        assert_eq!(Connection::open(p).unwrap().execute(&sql, params![value, id]).unwrap(), 1);
+    }
+
+    #[test]
+    fn corrupt_row_is_an_error_naming_the_container_column_and_value() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("meta.db");
+        let mut s = Store::open(&p).unwrap();
+        for (id, name) in [("c1", "web"), ("c2", "db"), ("c3", "cache"), ("c4", "queue")] {
+            s.insert_container(&row(id, name)).unwrap();
+        }
+        spoil(&p, "c1", "restart_policy", "sometimes".to_string().into());
+        spoil(&p, "c2", "status", "runing".to_string().into());
+        spoil(&p, "c3", "started_at", "yesterday".to_string().into());
+        spoil(&p, "c4", "desired", 1i64.into());
+        for (key, id, name, column, value) in [
+            ("web", "c1", "web", "restart_policy", "sometimes"),
+            ("c2", "c2", "db", "status", "runing"),
+            ("cache", "c3", "cache", "started_at", "yesterday"),
+            ("queue", "c4", "queue", "desired", "1"),
+        ] {
+            let e = s.container(key).expect_err("a corrupt row is never read as a default");
+            let StoreError::Corrupt { id: i, name: n, column: c, value: v, .. } = &e else { panic!("{e:?}") };
+            assert_eq!((i.as_str(), n.as_str(), *c, v.as_str()), (id, name, column, value));
+            let msg = e.to_string();
+            assert!(msg.contains(id) && msg.contains(name) && msg.contains(column) && msg.contains(value), "{msg}");
+            assert!(matches!(s.update_container(id, |_| {}), Err(StoreError::Corrupt { .. })), "nor written back");
+        }
+        // The policy's own error says what is valid.
+        let e = s.container("web").unwrap_err();
+        let cause = std::error::Error::source(&e).expect("a cause").to_string();
+        assert!(cause.contains("on-failure"), "{cause}");
+    }
+
+    #[test]
+    fn listing_reports_a_corrupt_row_in_its_place() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("meta.db");
+        let mut s = Store::open(&p).unwrap();
+        s.insert_container(&row("c1", "web")).unwrap();
+        s.insert_container(&ContainerRow { created: parse_time("2026-01-02T00:00:00Z").unwrap(), ..row("c2", "db") }).unwrap();
+        spoil(&p, "c1", "status", "zombie".to_string().into());
+        let scanned = s.scan_containers().unwrap();
+        assert_eq!(scanned.len(), 2, "nothing dropped");
+        assert!(matches!(&scanned[0], Err(StoreError::Corrupt { id, column: "status", .. }) if id == "c1"));
+        assert_eq!(scanned[1].as_ref().unwrap().name, "db");
+        let e = s.containers().expect_err("the strict listing refuses");
+        assert!(e.to_string().contains("c1 (web)"), "{e}");
     }
 
     #[test]

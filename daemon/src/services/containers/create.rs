@@ -108,8 +108,7 @@ impl Containers {
                 "the container name {name:?} is already in use: remove or rename that container"
             )));
         }
-        Policy::parse(&c.restart)?;
-        if c.auto_remove && c.policy() != Policy::No {
+        if c.auto_remove && c.restart != Policy::No {
             return Err(ContainerError::Invalid("--restart and --rm conflict: a container cannot restart and be removed on exit".into()));
         }
         if !c.stop_signal.is_empty() {
@@ -176,16 +175,16 @@ impl Containers {
                 name: if name.is_empty() { random_name() } else { name.to_string() },
                 image: c.image.clone(),
                 spec: serde_json::to_string(&spec).expect("spec serializes"),
-                desired: "stopped".into(),
-                restart_policy: c.restart.clone(),
+                desired: Desired::Stopped,
+                restart_policy: c.restart,
                 bundle: self.paths.bundle(&id).display().to_string(),
                 shim_address: None,
-                created: now(),
+                created: SystemTime::now(),
                 exit_code: None,
                 finished_at: None,
                 exit_reason: None,
                 config: serde_json::to_string(&c).expect("config serializes"),
-                status: "created".into(),
+                status: Status::Created,
                 pid: 0,
                 started_at: None,
                 restart_count: 0,

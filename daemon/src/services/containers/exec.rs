@@ -18,7 +18,7 @@ impl Containers {
             proc.set_cwd(PathBuf::from(&p.workdir));
         }
         if !p.user.is_empty() {
-            let (uid, gid) = spec::parse_user(&self.resolve_user(&Self::config(row).chain, &p.user)?)?;
+            let (uid, gid) = spec::parse_user(&self.resolve_user(&Self::config(row)?.chain, &p.user)?)?;
             let mut u = proc.user().clone();
             u.set_uid(uid);
             u.set_gid(gid);

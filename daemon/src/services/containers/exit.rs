@@ -12,16 +12,22 @@ impl Containers {
 
     /// The same, under the container's lock (pid 0: any run's exit).
     pub(super) async fn task_exited_locked(&self, id: &str, pid: u32, status: u32, exited_at: SystemTime) {
-        let Ok(Some(row)) = self.db().container(id) else { return };
-        if !is_live(&row.status) || (pid != 0 && row.pid != pid as i64) {
+        let row = match self.db().container(id) {
+            Ok(Some(row)) => row,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(id, status, error = %rind_common::error::Chain(&e), "record exit");
+                return;
+            }
+        };
+        if !row.status.is_live() || (pid != 0 && row.pid != pid as i64) {
             // An old exit (a previous run), or already recorded.
             return;
         }
-        let finished = humantime::format_rfc3339_nanos(exited_at).to_string();
         let row = match self.db().update_container(id, |r| {
-            r.status = "exited".into();
+            r.status = Status::Exited;
             r.exit_code = Some(status as i64);
-            r.finished_at = Some(finished);
+            r.finished_at = Some(exited_at);
             r.pid = 0;
         }) {
             Ok(r) => r,
@@ -53,10 +59,10 @@ impl Containers {
     /// its lock).
     pub(super) async fn lost(&self, row: &ContainerRow) {
         let row = match self.db().update_container(&row.id, |r| {
-            r.status = "dead".into();
+            r.status = Status::Dead;
             r.exit_code = None;
             r.exit_reason = Some("exit status unknown (shim lost)".into());
-            r.finished_at = Some(now());
+            r.finished_at = Some(SystemTime::now());
             r.pid = 0;
         }) {
             Ok(r) => r,
@@ -79,16 +85,16 @@ mod tests {
     #[tokio::test]
     async fn oom_is_recorded_until_the_next_start() {
         let h = Harness::new();
-        h.insert("a", "running", config("no"), |_| {});
+        h.insert("a", Status::Running, config("no"), |_| {});
         let mut events = h.containers.events.subscribe();
         h.containers.oom("a");
         assert_eq!(events.try_recv().expect("an event").action, "oom");
         h.containers.task_exited("a", 100, 137, SystemTime::now()).await;
         let row = h.row("a").expect("row");
-        assert_eq!((row.status.as_str(), row.exit_code, row.oom_killed), ("exited", Some(137), true), "the exit keeps it");
+        assert_eq!((row.status, row.exit_code, row.oom_killed), (Status::Exited, Some(137), true), "the exit keeps it");
         h.containers.start("a").await.expect("start");
         let row = h.row("a").expect("row");
-        assert_eq!((row.status.as_str(), row.oom_killed), ("running", false), "a new run starts without it");
+        assert_eq!((row.status, row.oom_killed), (Status::Running, false), "a new run starts without it");
         h.containers.oom("gone");
     }
 }

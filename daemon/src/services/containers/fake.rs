@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
-use containerd_shim_protos::types::task::Status;
+use containerd_shim_protos::types::task::Status as TaskStatus;
 use tempfile::TempDir;
 use tokio::sync::{watch, Semaphore};
 
@@ -292,9 +292,9 @@ impl TaskApi for FakeTask {
         let answer = self.shims.script_of(id);
         self.shims.pass("state", id).await;
         let (status, pid, exit_status, exited_at) = match answer {
-            Some(Script::Running { pid }) => (Status::RUNNING, pid, 0, None),
-            Some(Script::Paused { pid }) => (Status::PAUSED, pid, 0, None),
-            Some(Script::Stopped { pid, status, at }) => (Status::STOPPED, pid, status, Some(timestamp(at))),
+            Some(Script::Running { pid }) => (TaskStatus::RUNNING, pid, 0, None),
+            Some(Script::Paused { pid }) => (TaskStatus::PAUSED, pid, 0, None),
+            Some(Script::Stopped { pid, status, at }) => (TaskStatus::STOPPED, pid, status, Some(timestamp(at))),
             _ => return Err(not_found("state", id)),
         };
         Ok(api::StateResponse {
@@ -435,24 +435,24 @@ impl Harness {
 
     /// Inserts container `id` (named `<id>-name`) with this status and run
     /// config; `edit` changes the row before it is stored.
-    pub fn insert(&self, id: &str, status: &str, config: Config, edit: impl FnOnce(&mut ContainerRow)) -> ContainerRow {
+    pub fn insert(&self, id: &str, status: Status, config: Config, edit: impl FnOnce(&mut ContainerRow)) -> ContainerRow {
         let mut row = ContainerRow {
             id: id.into(),
             name: format!("{id}-name"),
             image: "busybox:latest".into(),
             spec: "{}".into(),
             // Started by the user (it exited on its own), unless never started.
-            desired: if status == "created" { "stopped" } else { "running" }.into(),
-            restart_policy: config.restart.clone(),
+            desired: if status == Status::Created { Desired::Stopped } else { Desired::Running },
+            restart_policy: config.restart,
             bundle: self.containers.paths.bundle(id).display().to_string(),
-            shim_address: is_live(status).then(|| address(id)),
-            created: now(),
+            shim_address: status.is_live().then(|| address(id)),
+            created: SystemTime::now(),
             exit_code: None,
             finished_at: None,
             exit_reason: None,
             config: serde_json::to_string(&config).expect("config serializes"),
-            status: status.into(),
-            pid: if is_live(status) { 100 } else { 0 },
+            status,
+            pid: if status.is_live() { 100 } else { 0 },
             started_at: None,
             restart_count: 0,
             oom_killed: false,
@@ -471,6 +471,14 @@ impl Harness {
         b
     }
 
+    /// Writes `value` into a column of `id`'s row behind the store's back
+    /// (a hand edit, a downgrade, a bad disk).
+    pub fn spoil(&self, id: &str, column: &str, value: &str) {
+        let conn = rusqlite::Connection::open(self.containers.paths.root.join("meta.db")).expect("open meta.db");
+        let sql = format!("UPDATE containers SET {column} = ?1 WHERE id = ?2");
+        assert_eq!(conn.execute(&sql, [value, id]).expect("spoil the row"), 1, "no row {id}");
+    }
+
     pub fn row(&self, id: &str) -> Option<ContainerRow> {
         self.containers.db().container(id).expect("read container")
     }
@@ -483,7 +491,8 @@ impl Harness {
 
 /// A run config with this restart policy.
 pub fn config(restart: &str) -> Config {
-    Config { image: "busybox:latest".into(), restart: restart.into(), stop_signal: "SIGTERM".into(), ..Default::default() }
+    let restart = restart.parse().expect("a restart policy");
+    Config { image: "busybox:latest".into(), restart, stop_signal: "SIGTERM".into(), ..Default::default() }
 }
 
 /// An exited row's fields: exit code, finish time, and a start time
@@ -491,8 +500,8 @@ pub fn config(restart: &str) -> Config {
 pub fn exited(code: i64, finished: SystemTime, ran: std::time::Duration) -> impl FnOnce(&mut ContainerRow) {
     move |r| {
         r.exit_code = Some(code);
-        r.finished_at = Some(humantime::format_rfc3339_nanos(finished).to_string());
-        r.started_at = Some(humantime::format_rfc3339_nanos(finished - ran).to_string());
+        r.finished_at = Some(finished);
+        r.started_at = Some(finished - ran);
     }
 }
 

@@ -12,13 +12,13 @@ impl Containers {
         let (row, sent) = {
             let _g = lock.lock().await;
             let row = self.reread(&id)?;
-            if !is_live(&row.status) {
+            if !row.status.is_live() {
                 return Err(ContainerError::Conflict(format!("cannot kill container {}: it is not running", row.name)));
             }
-            let c = Self::config(&row);
+            let c = Self::config(&row)?;
             // Like docker: killing with the stop signal or KILL is a stop by the user.
             if sig == libc::SIGKILL as u32 || parse_signal(&c.stop_signal).ok() == Some(sig) {
-                self.db().update_container(&id, |r| r.desired = "stopped".into())?;
+                self.db().update_container(&id, |r| r.desired = Desired::Stopped)?;
             }
             let sent = self.shim_of(&row)?.kill(&row.id, "", sig, false).await;
             (row, sent)

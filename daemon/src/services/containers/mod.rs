@@ -28,7 +28,7 @@ use super::spec::{self, RunOptions, SpecError};
 use crate::content::{ContentStore, Digest};
 use crate::shims::{ShimError, ShimLauncher, TaskApi};
 use crate::snapshots::{chain_ids, Snapshots};
-use crate::store::{ContainerRow, Store, StoreError};
+use crate::store::{ContainerRow, Desired, Status, Store, StoreError};
 
 mod create;
 mod exec;
@@ -61,8 +61,6 @@ pub enum ContainerError {
     #[error(transparent)]
     Spec(#[from] SpecError),
     #[error(transparent)]
-    Restart(#[from] restart::RestartError),
-    #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Shim(#[from] ShimError),
@@ -75,6 +73,14 @@ pub enum ContainerError {
     },
     #[error("image config {digest}: {message}")]
     ImageConfig { digest: String, message: String },
+    /// The row's config column (JSON) does not parse: never read as defaults.
+    #[error("metadata store: container {id} ({name}): bad config")]
+    BadConfig {
+        id: String,
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 type Result<T> = std::result::Result<T, ContainerError>;
@@ -96,15 +102,19 @@ pub struct Config {
     pub run: RunOptions,
     pub open_stdin: bool,
     pub security_opt: Vec<String>,
-    pub restart: String,
+    /// The policy asked for at create; the row's `restart_policy` is the one
+    /// the reconcile loop reads.
+    pub restart: Policy,
     pub auto_remove: bool,
     pub stop_signal: String,
     pub stop_timeout: Option<i64>,
 }
 
 impl Config {
-    pub fn policy(&self) -> Policy {
-        Policy::parse(&self.restart).unwrap_or(Policy::No)
+    /// The config a row keeps; one that does not parse is an error naming
+    /// the container.
+    pub fn of(row: &ContainerRow) -> Result<Config> {
+        serde_json::from_str(&row.config).map_err(|source| ContainerError::BadConfig { id: row.id.clone(), name: row.name.clone(), source })
     }
 
     fn stop_timeout(&self) -> Duration {
@@ -165,14 +175,6 @@ pub struct Containers {
     kick: mpsc::UnboundedSender<Kick>,
 }
 
-pub fn now() -> String {
-    humantime::format_rfc3339_nanos(SystemTime::now()).to_string()
-}
-
-pub fn parse_time(s: &str) -> Option<SystemTime> {
-    humantime::parse_rfc3339_weak(s.trim_end_matches('Z')).ok()
-}
-
 fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     // getrandom(2) cannot fail for small requests once the pool is ready.
@@ -196,17 +198,14 @@ pub fn parse_signal(s: &str) -> Result<u32> {
 
 /// Docker's "Up 3 seconds" / "Exited (0) 2 minutes ago".
 pub fn status_text(row: &ContainerRow, now: SystemTime) -> String {
-    let ago = |t: &Option<String>| {
-        let d = t.as_deref().and_then(parse_time).and_then(|t| now.duration_since(t).ok()).unwrap_or_default();
-        human_duration(d)
-    };
-    match row.status.as_str() {
-        "running" => format!("Up {}", ago(&row.started_at)),
-        "paused" => format!("Up {} (Paused)", ago(&row.started_at)),
-        "exited" => format!("Exited ({}) {} ago", row.exit_code.unwrap_or(-1), ago(&row.finished_at)),
-        "dead" => format!("Dead ({})", row.exit_reason.clone().unwrap_or_default()),
-        "restarting" => format!("Restarting ({}) {} ago", row.exit_code.unwrap_or(-1), ago(&row.finished_at)),
-        _ => "Created".into(),
+    let ago = |t: Option<SystemTime>| human_duration(t.and_then(|t| now.duration_since(t).ok()).unwrap_or_default());
+    match row.status {
+        Status::Running => format!("Up {}", ago(row.started_at)),
+        Status::Paused => format!("Up {} (Paused)", ago(row.started_at)),
+        Status::Exited => format!("Exited ({}) {} ago", row.exit_code.unwrap_or(-1), ago(row.finished_at)),
+        Status::Dead => format!("Dead ({})", row.exit_reason.clone().unwrap_or_default()),
+        Status::Restarting => format!("Restarting ({}) {} ago", row.exit_code.unwrap_or(-1), ago(row.finished_at)),
+        Status::Created => "Created".into(),
     }
 }
 
@@ -222,10 +221,6 @@ fn human_duration(d: Duration) -> String {
         7200..=172_799 => format!("{} hours", s / 3600),
         _ => format!("{} days", s / 86400),
     }
-}
-
-fn is_live(status: &str) -> bool {
-    matches!(status, "running" | "paused")
 }
 
 impl Containers {
@@ -262,21 +257,54 @@ impl Containers {
         if let Some(r) = exact {
             return Ok(r);
         }
-        // A unique id prefix, as docker accepts.
-        let rows: Vec<ContainerRow> = self.db().containers()?.into_iter().filter(|r| !name.is_empty() && r.id.starts_with(name)).collect();
+        // A unique id prefix, as docker accepts; an unreadable row counts,
+        // so a prefix of its id gives its error, not "no such container".
+        let mut rows: Vec<_> = self
+            .db()
+            .scan_containers()?
+            .into_iter()
+            .filter(|r| {
+                let id = match r {
+                    Ok(r) => &r.id,
+                    Err(StoreError::Corrupt { id, .. }) => id,
+                    Err(_) => return false,
+                };
+                !name.is_empty() && id.starts_with(name)
+            })
+            .collect();
         match rows.len() {
-            1 => Ok(rows.into_iter().next().expect("one row")),
+            1 => Ok(rows.pop().expect("one row")?),
             0 => Err(ContainerError::NotFound(id_or_name.into())),
             _ => Err(ContainerError::Invalid(format!("{id_or_name} matches more than one container: give more of the id"))),
         }
     }
 
-    pub fn list(&self) -> Result<Vec<ContainerRow>> {
-        Ok(self.db().containers()?)
+    /// Every container that reads, and the errors of those that do not
+    /// (each naming its row).
+    pub fn scan(&self) -> Result<(Vec<ContainerRow>, Vec<StoreError>)> {
+        let (mut rows, mut bad) = (Vec::new(), Vec::new());
+        for r in self.db().scan_containers()? {
+            match r {
+                Ok(r) => rows.push(r),
+                Err(e) => bad.push(e),
+            }
+        }
+        Ok((rows, bad))
     }
 
-    fn config(row: &ContainerRow) -> Config {
-        serde_json::from_str(&row.config).unwrap_or_default()
+    /// Every container that reads. A row that does not is left out with a
+    /// warning naming it, as dockerd skips a container it cannot load: one
+    /// bad row must not stop `ps`, `info` or the restart of the others.
+    pub fn list(&self) -> Result<Vec<ContainerRow>> {
+        let (rows, bad) = self.scan()?;
+        for e in &bad {
+            tracing::warn!(error = %rind_common::error::Chain(e), "skipping an unreadable container");
+        }
+        Ok(rows)
+    }
+
+    fn config(row: &ContainerRow) -> Result<Config> {
+        Config::of(row)
     }
 
     fn lock_of(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -391,7 +419,7 @@ impl Containers {
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         loop {
             let row = self.db().container(id)?.ok_or_else(|| ContainerError::NotFound(id.into()))?;
-            if !is_live(&row.status) {
+            if !row.status.is_live() {
                 return Ok(row);
             }
             if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
@@ -404,7 +432,7 @@ impl Containers {
 
     pub fn shim_for(&self, id: &str) -> Result<(ContainerRow, Arc<dyn TaskApi>)> {
         let row = self.get(id)?;
-        if !is_live(&row.status) {
+        if !row.status.is_live() {
             return Err(ContainerError::Conflict(format!("container {} is not running", row.name)));
         }
         let shim = self.shim_of(&row)?;
@@ -415,6 +443,35 @@ impl Containers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::containers::fake;
+
+    #[test]
+    fn an_unreadable_row_is_an_error_naming_it_and_left_out_of_the_list() {
+        let h = fake::Harness::new();
+        h.insert("a1", Status::Exited, fake::config("always"), |_| {});
+        h.insert("b1", Status::Running, fake::config("no"), |_| {});
+        h.spoil("a1", "restart_policy", "sometimes");
+        for key in ["a1", "a1-name", "a"] {
+            let e = h.containers.get(key).expect_err("never read as restart policy no");
+            let msg = rind_common::error::chain(&e);
+            for part in ["a1 (a1-name)", "restart_policy", "\"sometimes\""] {
+                assert!(msg.contains(part), "{key}: {msg}");
+            }
+        }
+        assert_eq!(h.containers.get("b").expect("the other reads").id, "b1");
+        let ids: Vec<String> = h.containers.list().expect("list").into_iter().map(|r| r.id).collect();
+        assert_eq!(ids, ["b1"]);
+        let (_, bad) = h.containers.scan().expect("scan");
+        assert!(matches!(bad.as_slice(), [StoreError::Corrupt { id, column: "restart_policy", .. }] if id == "a1"), "{bad:?}");
+    }
+
+    #[test]
+    fn a_config_that_does_not_parse_is_an_error_naming_the_container() {
+        let h = fake::Harness::new();
+        h.insert("a", Status::Exited, fake::config("no"), |r| r.config = r#"{"restart": 3}"#.into());
+        let e = Config::of(&h.row("a").expect("row")).expect_err("never read as defaults");
+        assert!(e.to_string().contains("container a (a-name): bad config"), "{e}");
+    }
 
     #[test]
     fn status_texts() {
@@ -424,25 +481,25 @@ mod tests {
             name: "n".into(),
             image: "i".into(),
             spec: "{}".into(),
-            desired: "running".into(),
-            restart_policy: "no".into(),
+            desired: Desired::Running,
+            restart_policy: Policy::No,
             bundle: "b".into(),
             shim_address: None,
-            created: "".into(),
+            created: t0,
             exit_code: Some(3),
-            finished_at: Some(humantime::format_rfc3339(t0).to_string()),
+            finished_at: Some(t0),
             exit_reason: None,
             config: "{}".into(),
-            status: "exited".into(),
+            status: Status::Exited,
             pid: 0,
-            started_at: Some(humantime::format_rfc3339(t0).to_string()),
+            started_at: Some(t0),
             restart_count: 0,
             oom_killed: false,
         };
         assert_eq!(status_text(&r, t0 + Duration::from_secs(5)), "Exited (3) 5 seconds ago");
-        r.status = "running".into();
+        r.status = Status::Running;
         assert_eq!(status_text(&r, t0 + Duration::from_secs(300)), "Up 5 minutes");
-        r.status = "created".into();
+        r.status = Status::Created;
         assert_eq!(status_text(&r, t0), "Created");
     }
 }

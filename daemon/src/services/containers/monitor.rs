@@ -33,9 +33,16 @@ impl Containers {
             }
             shims.remove(id);
         }
-        let Ok(Some(row)) = self.db().container(id) else { return };
+        let row = match self.db().container(id) {
+            Ok(Some(row)) => row,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(id, error = %rind_common::error::Chain(&e), "shim died: its container's row does not read");
+                return;
+            }
+        };
         // Only our connection broke, not the shim: it answers a new one.
-        if let Some(a) = row.shim_address.as_deref().filter(|_| is_live(&row.status)) {
+        if let Some(a) = row.shim_address.as_deref().filter(|_| row.status.is_live()) {
             if let Ok(Ok(shim)) = tokio::time::timeout(Duration::from_secs(1), self.launcher.connect(a)).await {
                 if shim.state(id, "").await.is_ok() {
                     tracing::info!(id, "reconnected to the shim");
@@ -45,7 +52,7 @@ impl Containers {
             }
         }
         tracing::warn!(id, name = %row.name, "shim died");
-        if !is_live(&row.status) {
+        if !row.status.is_live() {
             self.teardown(id).await;
             return;
         }
@@ -81,7 +88,7 @@ mod tests {
     /// Waits (yielding: time stands still) until `id` is no longer live.
     async fn wait_not_live(h: &Harness, id: &str) -> ContainerRow {
         for _ in 0..1000 {
-            if let Some(r) = h.row(id).filter(|r| !is_live(&r.status)) {
+            if let Some(r) = h.row(id).filter(|r| !r.status.is_live()) {
                 return r;
             }
             tokio::task::yield_now().await;
@@ -92,12 +99,12 @@ mod tests {
     #[tokio::test]
     async fn a_killed_shim_marks_its_container_dead_at_once() {
         let mut h = Harness::new();
-        h.insert("a", "created", config("no"), |_| {});
+        h.insert("a", Status::Created, config("no"), |_| {});
         h.containers.start("a").await.expect("start");
         let mut events = h.containers.events.subscribe();
         h.shims.kill_shim("a");
         let row = wait_not_live(&h, "a").await;
-        assert_eq!((row.status.as_str(), row.exit_code), ("dead", None));
+        assert_eq!((row.status, row.exit_code), (Status::Dead, None));
         assert_eq!(row.exit_reason.as_deref(), Some("exit status unknown (shim lost)"));
         assert_eq!((row.pid, row.shim_address), (0, None));
         assert!(h.containers.shim_for("a").is_err(), "no shim to call");
@@ -114,38 +121,38 @@ mod tests {
     #[tokio::test]
     async fn a_killed_shim_that_recorded_the_exit_reports_it() {
         let h = Harness::new();
-        h.insert("a", "created", config("no"), |_| {});
+        h.insert("a", Status::Created, config("no"), |_| {});
         h.containers.start("a").await.expect("start");
         let t = SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 42);
         h.shims.delete_reports("a", 3, t);
         h.shims.kill_shim("a");
         let row = wait_not_live(&h, "a").await;
-        assert_eq!((row.status.as_str(), row.exit_code), ("exited", Some(3)));
-        assert_eq!(row.finished_at, Some(humantime::format_rfc3339_nanos(t).to_string()));
+        assert_eq!((row.status, row.exit_code), (Status::Exited, Some(3)));
+        assert_eq!(row.finished_at, Some(t));
     }
 
     #[tokio::test]
     async fn a_broken_connection_to_a_live_shim_is_made_again() {
         let h = Harness::new();
-        h.insert("a", "created", config("no"), |_| {});
+        h.insert("a", Status::Created, config("no"), |_| {});
         h.containers.start("a").await.expect("start");
         h.shims.drop_connections("a");
         until("a new connection", || h.shims.count(|c| matches!(c, Call::Connect { .. })) == 2).await;
         for _ in 0..100 {
             tokio::task::yield_now().await;
         }
-        assert_eq!(h.row("a").expect("row").status, "running");
+        assert_eq!(h.row("a").expect("row").status, Status::Running);
         assert!(h.containers.shim_for("a").is_ok());
         assert_eq!(h.shims.count(|c| matches!(c, Call::BinaryDelete { .. })), 0, "nothing cleaned behind the shim's back");
         // The new connection is watched as the first was.
         h.shims.kill_shim("a");
-        assert_eq!(wait_not_live(&h, "a").await.status, "dead");
+        assert_eq!(wait_not_live(&h, "a").await.status, Status::Dead);
     }
 
     #[tokio::test]
     async fn a_shim_told_to_go_is_not_a_lost_one() {
         let h = Harness::new();
-        h.insert("a", "created", config("no"), |_| {});
+        h.insert("a", Status::Created, config("no"), |_| {});
         h.containers.start("a").await.expect("start");
         h.shims.script("a", Script::Stopped { pid: 1001, status: 0, at: SystemTime::now() });
         // The exit tears down: Delete, then Shutdown closes the connection.
@@ -154,7 +161,7 @@ mod tests {
             tokio::task::yield_now().await;
         }
         let row = h.row("a").expect("row");
-        assert_eq!((row.status.as_str(), row.exit_code), ("exited", Some(0)));
+        assert_eq!((row.status, row.exit_code), (Status::Exited, Some(0)));
         assert_eq!(h.shims.count(|c| matches!(c, Call::BinaryDelete { .. })), 0);
     }
 }

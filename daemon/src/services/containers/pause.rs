@@ -10,7 +10,7 @@ impl Containers {
         let lock = self.lock_of(&id);
         let _g = lock.lock().await;
         let row = self.reread(&id)?;
-        let (from, to) = if pause { ("running", "paused") } else { ("paused", "running") };
+        let (from, to) = if pause { (Status::Running, Status::Paused) } else { (Status::Paused, Status::Running) };
         if row.status != from {
             return Err(ContainerError::Conflict(format!("container {} is {}, not {from}", row.name, row.status)));
         }
@@ -20,7 +20,7 @@ impl Containers {
         } else {
             shim.resume(&row.id).await?;
         }
-        let row = self.db().update_container(&row.id, |r| r.status = to.into())?;
+        let row = self.db().update_container(&row.id, |r| r.status = to)?;
         self.emit(&row, if pause { "pause" } else { "unpause" }, None);
         Ok(())
     }

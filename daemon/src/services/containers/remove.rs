@@ -8,12 +8,16 @@ impl Containers {
     /// is checked afresh, so a start that got in between is killed too, and
     /// no shim outlives its row.
     pub async fn remove(&self, id: &str, force: bool) -> Result<()> {
-        let id = self.get(id)?.id;
+        let id = match self.get(id) {
+            Ok(row) => row.id,
+            Err(ContainerError::Store(StoreError::Corrupt { id, name, .. })) if force => return self.remove_unreadable(&id, &name).await,
+            Err(e) => return Err(e),
+        };
         let lock = self.lock_of(&id);
         let (row, _g) = loop {
             let g = lock.lock().await;
             let row = self.reread(&id)?;
-            if !is_live(&row.status) {
+            if !row.status.is_live() {
                 break (row, g);
             }
             if !force {
@@ -22,14 +26,14 @@ impl Containers {
                     row.name, row.status
                 )));
             }
-            self.db().update_container(&id, |r| r.desired = "stopped".into())?;
+            self.db().update_container(&id, |r| r.desired = Desired::Stopped)?;
             let Ok(shim) = self.shim_of(&row) else {
                 // No shim to ask: clean up after it now.
                 self.shim_gone(&row).await;
                 continue;
             };
             let _ = shim.kill(&row.id, "", libc::SIGKILL as u32, true).await;
-            if row.status == "paused" {
+            if row.status == Status::Paused {
                 let _ = shim.resume(&row.id).await;
             }
             drop(g);
@@ -37,7 +41,7 @@ impl Containers {
                 // Its shim does not answer: take it down regardless.
                 let _g = lock.lock().await;
                 if let Ok(now) = self.reread(&id) {
-                    if is_live(&now.status) && now.started_at == row.started_at {
+                    if now.status.is_live() && now.started_at == row.started_at {
                         self.lost(&now).await;
                     }
                 }
@@ -69,10 +73,31 @@ impl Containers {
         Ok(())
     }
 
+    /// `rm -f` of a container whose row does not read: whatever runs is
+    /// torn down through the shim its bundle has (the row's address is
+    /// unreadable, the derived one is the same), then the data and the row go.
+    async fn remove_unreadable(&self, id: &str, name: &str) -> Result<()> {
+        let lock = self.lock_of(id);
+        let _g = lock.lock().await;
+        tracing::warn!(id, name, "removing a container whose row does not read");
+        self.teardown(id).await;
+        let data = self.paths.data(id);
+        if let Err(e) = std::fs::remove_dir_all(&data) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(io_err("remove", &data)(e));
+            }
+        }
+        self.db().delete_container(id)?;
+        self.locks.lock().expect("locks").remove(id);
+        self.await_retired(id).await;
+        let _ = self.events.send(Event { time: SystemTime::now(), id: id.into(), name: name.into(), action: "destroy", exit_code: None });
+        Ok(())
+    }
+
     pub async fn prune(&self) -> Result<Vec<String>> {
         let mut gone = Vec::new();
         for row in self.list()? {
-            if !is_live(&row.status) {
+            if !row.status.is_live() {
                 self.remove(&row.id, false).await?;
                 gone.push(row.id);
             }
@@ -89,7 +114,7 @@ mod tests {
     #[tokio::test]
     async fn rm_f_racing_start_kills_what_the_start_started() {
         let h = Harness::new();
-        h.insert("a", "created", config("no"), |_| {});
+        h.insert("a", Status::Created, config("no"), |_| {});
         // The start holds the lock while its shim comes up.
         let (gate, start) = h.start_held_at_launch("a").await;
         // rm -f read "created" before the start finished.
@@ -111,9 +136,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn rm_f_removes_a_container_whose_row_does_not_read() {
+        let h = Harness::new();
+        h.insert("a", Status::Created, config("no"), |_| {});
+        h.containers.start("a").await.expect("start");
+        h.spoil("a", "status", "zombie");
+        let e = h.containers.remove("a-name", false).await.expect_err("not without --force");
+        assert!(e.to_string().contains("container a (a-name): bad status \"zombie\""), "{e}");
+        assert!(h.shims.alive("a"));
+        let mut events = h.containers.events.subscribe();
+        h.containers.remove("a-name", true).await.expect("rm -f");
+        assert!(h.containers.db().container("a").expect("the row is gone, not unreadable").is_none());
+        // Its task is killed and its shim told to go, through the shim's own address.
+        let calls = h.shims.calls();
+        assert!(calls.contains(&Call::Kill { id: "a".into(), signal: libc::SIGKILL as u32, all: true }), "{calls:?}");
+        assert!(calls.contains(&Call::Shutdown { id: "a".into() }), "{calls:?}");
+        assert!(!h.shims.alive("a"), "no shim outlives its container");
+        assert!(!h.containers.paths.bundle("a").exists() && !h.containers.paths.data("a").exists());
+        let ev = events.try_recv().expect("an event");
+        assert_eq!((ev.action, ev.name.as_str()), ("destroy", "a-name"));
+    }
+
+    #[tokio::test]
     async fn rm_without_force_refuses_a_running_container() {
         let h = Harness::new();
-        h.insert("a", "created", config("no"), |_| {});
+        h.insert("a", Status::Created, config("no"), |_| {});
         h.containers.start("a").await.expect("start");
         let e = h.containers.remove("a", false).await.expect_err("refused");
         assert!(e.to_string().contains("stop it first, or use --force"), "{e}");

@@ -8,16 +8,16 @@ impl Containers {
         let lock = self.lock_of(&row.id);
         let _g = lock.lock().await;
         let row = self.get(&row.id)?;
-        if is_live(&row.status) {
+        if row.status.is_live() {
             return Ok(row);
         }
-        self.db().update_container(&row.id, |r| r.desired = "running".into())?;
+        self.db().update_container(&row.id, |r| r.desired = Desired::Running)?;
         self.start_locked(row, false).await
     }
 
     /// Starts a stopped container: bundle, shim, Create, Start.
     pub(super) async fn start_locked(&self, row: ContainerRow, restarting: bool) -> Result<ContainerRow> {
-        let c = Self::config(&row);
+        let c = Self::config(&row)?;
         let bundle = self.paths.bundle(&row.id);
         let data = self.paths.data(&row.id);
         let _ = std::fs::remove_dir_all(&bundle);
@@ -83,9 +83,9 @@ impl Containers {
         match started {
             Ok(pid) => {
                 let row = self.db().update_container(&row.id, |r| {
-                    r.status = "running".into();
+                    r.status = Status::Running;
                     r.pid = pid as i64;
-                    r.started_at = Some(now());
+                    r.started_at = Some(SystemTime::now());
                     r.exit_code = None;
                     r.exit_reason = None;
                     r.finished_at = None;
@@ -103,10 +103,10 @@ impl Containers {
                 let msg = rind_common::error::chain(&e);
                 let code = start_error_code(&msg);
                 let _ = self.db().update_container(&row.id, |r| {
-                    r.status = if restarting { "exited".into() } else { "created".into() };
+                    r.status = if restarting { Status::Exited } else { Status::Created };
                     r.exit_code = Some(code);
                     r.exit_reason = Some(msg);
-                    r.finished_at = Some(now());
+                    r.finished_at = Some(SystemTime::now());
                     r.shim_address = None;
                 });
                 Err(e)

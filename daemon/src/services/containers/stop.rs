@@ -10,15 +10,16 @@ impl Containers {
     pub async fn stop(&self, id: &str, timeout: Option<i64>) -> Result<()> {
         let id = self.get(id)?.id;
         let lock = self.lock_of(&id);
-        let (row, signalled) = {
+        let (row, c, signalled) = {
             let _g = lock.lock().await;
-            let row = self.db().update_container(&id, |r| r.desired = "stopped".into())?;
-            if !is_live(&row.status) {
+            let row = self.db().update_container(&id, |r| r.desired = Desired::Stopped)?;
+            if !row.status.is_live() {
                 return Ok(());
             }
             let shim = self.shim_of(&row)?;
-            let sig = parse_signal(&Self::config(&row).stop_signal).unwrap_or(libc::SIGTERM as u32);
-            let signalled = if row.status == "paused" {
+            let c = Self::config(&row)?;
+            let sig = parse_signal(&c.stop_signal).unwrap_or(libc::SIGTERM as u32);
+            let signalled = if row.status == Status::Paused {
                 // A frozen process cannot act on a signal: kill it and thaw.
                 let _ = shim.kill(&row.id, "", libc::SIGKILL as u32, true).await;
                 let _ = shim.resume(&row.id).await;
@@ -26,7 +27,7 @@ impl Containers {
             } else {
                 shim.kill(&row.id, "", sig, false).await
             };
-            (row, signalled)
+            (row, c, signalled)
         };
         if let Err(e) = signalled {
             // It may have exited on its own meanwhile (its exit on the way
@@ -35,7 +36,6 @@ impl Containers {
                 return Err(e.into());
             }
         }
-        let c = Self::config(&row);
         let timeout = timeout.filter(|t| *t >= 0).map(|t| Duration::from_secs(t as u64)).unwrap_or_else(|| c.stop_timeout());
         if self.wait_stopped(&row.id, Some(timeout)).await.is_err() {
             tracing::info!(id = %row.id, "stop timeout: killing");
@@ -43,7 +43,7 @@ impl Containers {
                 let _g = lock.lock().await;
                 // The same run still: a start since is not this stop's to kill.
                 let now = self.reread(&row.id)?;
-                if is_live(&now.status) && now.started_at == row.started_at {
+                if now.status.is_live() && now.started_at == row.started_at {
                     let _ = self.shim_of(&now)?.kill(&row.id, "", libc::SIGKILL as u32, true).await;
                 }
             }
