@@ -5,6 +5,8 @@
 # events) run for real: this host runs cgroup v1.
 # usage: scripts/test-cgroup2-vm.sh [--all] [TEST_NAME_FILTER]
 #   --all   every integration test binary, not only the cgroup selection below
+# RIND_VM_TIMEOUT: seconds for the guest's boot and run (default 1700; the
+# guest is emulated, so a busy host needs more: stress-test.sh gives it 6000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 all=0
@@ -74,4 +76,4 @@ done < plan
 exit $fail
 SH
 chmod +x "$share/run.sh"
-bash tests/vm/run-in-vm.sh --mem 4G --cpus 2 --timeout 1700 "$share" -- ./run.sh
+bash tests/vm/run-in-vm.sh --mem 4G --cpus 2 --timeout "${RIND_VM_TIMEOUT:-1700}" "$share" -- ./run.sh
