@@ -25,6 +25,14 @@ pub enum RuntimeError {
     Failed { binary: String, verb: String, message: String },
 }
 
+impl RuntimeError {
+    /// The runtime knows no such container: runc, crun and rind-runtime
+    /// all say "container X does not exist" (containerd matches the same).
+    pub fn is_gone(&self) -> bool {
+        matches!(self, RuntimeError::Failed { message, .. } if message.contains("does not exist"))
+    }
+}
+
 /// The stdio a runtime command hands on to the container (create, exec).
 #[derive(Default)]
 pub struct Stdio3 {

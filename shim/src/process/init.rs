@@ -155,7 +155,14 @@ impl Container {
         let mut g = p.lock().await;
         let next = p.check(&g, Verb::Delete)?;
         let runtime = self.runtime()?;
-        runtime.run(&["delete".into(), "--force".into(), self.id.clone()], Stdio3::default(), None).await?;
+        match runtime.run(&["delete".into(), "--force".into(), self.id.clone()], Stdio3::default(), None).await {
+            // The runtime's state is already gone (a `shim delete` ran while
+            // this shim lived, or a Delete was cut short): what it would have
+            // deleted is deleted. containerd's runc shim does the same;
+            // refusing would leave this shim unable ever to shut down.
+            Err(e) if e.is_gone() => tracing::info!(id = %self.id, "runtime state already deleted"),
+            r => r?,
+        }
         self.unmount_rootfs();
         g.state = next;
         self.processes.clear();
@@ -263,6 +270,20 @@ mod tests {
         assert_eq!(c.state(&ProcessId::Init).await.unwrap().0.state, State::Created);
         assert!(matches!(c.delete(&ProcessId::Init).await, Err(ProcessError::Runtime(_))));
         assert!(!c.deleted.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn delete_when_the_runtime_state_is_already_gone_succeeds() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        // A runtime that knows no such container (its args: --root R --log L ...).
+        let gone = d.path().join("gone");
+        std::fs::write(&gone, "#!/bin/sh\necho '{\"level\":\"error\",\"msg\":\"container c does not exist\"}' > \"$4\"\nexit 1\n").unwrap();
+        std::fs::set_permissions(&gone, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let c = created(d.path(), gone.to_str().unwrap()).await;
+        let (pid, exit) = c.delete(&ProcessId::Init).await.expect("deleted");
+        assert_eq!((pid, exit.status), (4242, 137));
+        assert!(c.deleted.load(Ordering::SeqCst) && c.can_shut_down(), "the shim can shut down");
     }
 
     #[tokio::test]

@@ -43,6 +43,19 @@ impl Containers {
                 }
             }
         }
+        // Data with no row: a create or remove cut short (the row is
+        // written after the data is made and deleted before it is removed).
+        let dir = self.paths.root.join("containers");
+        let entries = if all_known { std::fs::read_dir(&dir).ok() } else { None };
+        for e in entries.into_iter().flatten().flatten() {
+            let id = e.file_name().to_string_lossy().to_string();
+            if !known.contains(id.as_str()) {
+                tracing::info!(id, "removing the data of a container that has no row");
+                if let Err(e) = self.remove_data(&id) {
+                    tracing::warn!(id, error = %rind_common::error::Chain(&e), "remove orphaned container data");
+                }
+            }
+        }
         for row in self.scan()?.0 {
             self.kick(&row.id, true);
         }
@@ -344,6 +357,19 @@ mod tests {
         // The socket a shim for it would have, then the binary's `delete`.
         assert_eq!(h.shims.calls(), [Call::Connect { address: fake::address("orphan") }, Call::BinaryDelete { id: "orphan".into() }]);
         assert!(h.kicks().is_empty(), "no row, nothing to reconcile");
+    }
+
+    #[tokio::test]
+    async fn recover_removes_container_data_without_a_row() {
+        let h = Harness::new();
+        h.insert("kept", Status::Exited, config("no"), |_| {});
+        let (kept, orphan) = (h.containers.paths.data("kept"), h.containers.paths.data("orphan"));
+        for d in [&kept, &orphan] {
+            std::fs::create_dir_all(d.join("upper")).expect("mkdir");
+        }
+        h.containers.recover().await.expect("recover");
+        assert!(!orphan.exists(), "the data of a create or remove cut short is removed");
+        assert!(kept.join("upper").is_dir(), "a container's own data is kept");
     }
 
     #[tokio::test]

@@ -48,13 +48,11 @@ impl Containers {
             }
         };
         self.teardown(&row.id).await;
-        let data = self.paths.data(&row.id);
-        if let Err(e) = std::fs::remove_dir_all(&data) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                return Err(io_err("remove", &data)(e));
-            }
-        }
+        // The row goes first: data without a row (rindd killed in between)
+        // is found and removed at the next start; a row without its data
+        // would be a container that cannot run.
         self.db().delete_container(&row.id)?;
+        self.remove_data(&row.id)?;
         self.locks.lock().expect("locks").remove(&row.id);
         // rm returns once the container's shim is gone too.
         self.await_retired(&row.id).await;
@@ -81,17 +79,21 @@ impl Containers {
         let _g = lock.lock().await;
         tracing::warn!(id, name, "removing a container whose row does not read");
         self.teardown(id).await;
-        let data = self.paths.data(id);
-        if let Err(e) = std::fs::remove_dir_all(&data) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                return Err(io_err("remove", &data)(e));
-            }
-        }
         self.db().delete_container(id)?;
+        self.remove_data(id)?;
         self.locks.lock().expect("locks").remove(id);
         self.await_retired(id).await;
         let _ = self.events.send(Event { time: SystemTime::now(), id: id.into(), name: name.into(), action: "destroy", exit_code: None });
         Ok(())
+    }
+
+    /// The container's persistent directory (upper dir, log, volumes).
+    pub(super) fn remove_data(&self, id: &str) -> Result<()> {
+        let data = self.paths.data(id);
+        match std::fs::remove_dir_all(&data) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err("remove", &data)(e)),
+            _ => Ok(()),
+        }
     }
 
     pub async fn prune(&self) -> Result<Vec<String>> {
