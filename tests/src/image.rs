@@ -1,6 +1,7 @@
 //! OCI image archives built at test time from a busybox rootfs, for
 //! `ctr image import` and for rindd's `rind load`; images of many layers,
-//! of layers that lie about their diff_id, of gzip bombs.
+//! of layers that lie about their diff_id, of gzip bombs; multi-platform
+//! OCI layouts to push to a registry.
 
 use std::fs;
 use std::path::Path;
@@ -209,4 +210,151 @@ pub fn write_docker_archive(rootfs: &Path, name: &str, cmd: &[&str], out: &Path)
     add(&config_name, &config);
     add(&layer_name, &layer);
     ar.finish().unwrap();
+}
+
+/// The layer of a busybox rootfs built at test time ([`crate::make_rootfs`]).
+pub fn busybox_layer() -> Layer {
+    let t = tempfile::tempdir().unwrap();
+    let rootfs = t.path().join("rootfs");
+    crate::make_rootfs(&rootfs);
+    Layer::of_dir(&rootfs)
+}
+
+/// The image of one platform in a multi-platform index.
+#[derive(Clone)]
+pub struct PlatformImage {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+    /// Bottom first.
+    pub layers: Vec<Layer>,
+    /// The image config's `config` object.
+    pub config: serde_json::Value,
+}
+
+impl PlatformImage {
+    /// The platform as an index names it (`os`, `architecture`, `variant`).
+    pub fn platform(&self) -> serde_json::Value {
+        let mut p = json!({"os": self.os, "architecture": self.architecture});
+        if let Some(v) = &self.variant {
+            p["variant"] = json!(v);
+        }
+        p
+    }
+
+    /// The image's config blob and its OCI manifest.
+    pub fn blobs(&self) -> (Vec<u8>, Vec<u8>) {
+        let diff_ids: Vec<&str> = self.layers.iter().map(|l| l.diff_id.as_str()).collect();
+        let history: Vec<_> = self.layers.iter().map(|_| json!({"created_by": "rind tests"})).collect();
+        let mut config = json!({
+            "architecture": self.architecture,
+            "os": self.os,
+            "config": self.config,
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "history": history
+        });
+        if let Some(v) = &self.variant {
+            config["variant"] = json!(v);
+        }
+        let config = serde_json::to_vec(&config).unwrap();
+        let descriptors: Vec<_> = self
+            .layers
+            .iter()
+            .map(|l| json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(&l.blob), "size": l.blob.len()}))
+            .collect();
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(&config), "size": config.len()},
+            "layers": descriptors
+        }))
+        .unwrap();
+        (config, manifest)
+    }
+}
+
+/// busybox for linux/amd64 and, for linux/arm64/v8, a one-layer image whose
+/// only file, `/arch`, says "arm64": two platforms told apart by content.
+pub fn two_platform_images() -> Vec<PlatformImage> {
+    vec![
+        PlatformImage {
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            variant: None,
+            layers: vec![busybox_layer()],
+            config: busybox_config(&["sh"]),
+        },
+        PlatformImage {
+            os: "linux".into(),
+            architecture: "arm64".into(),
+            variant: Some("v8".into()),
+            layers: vec![Layer::of_files(&[("arch", b"arm64\n")])],
+            config: busybox_config(&["/bin/sh"]),
+        },
+    ]
+}
+
+/// Writes an OCI layout directory at `dir` whose index.json names one image
+/// index, tagged `tag`, of `images` (one manifest per platform): what
+/// `skopeo copy --all oci:DIR:TAG docker://…` pushes as a multi-platform
+/// image. Returns the image index's digest.
+pub fn write_oci_index_layout(dir: &Path, tag: &str, images: &[PlatformImage]) -> String {
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    let put = |data: &[u8]| {
+        let d = digest(data);
+        fs::write(blobs.join(d.trim_start_matches("sha256:")), data).unwrap();
+        d
+    };
+    let mut manifests = Vec::new();
+    for img in images {
+        let (config, manifest) = img.blobs();
+        for layer in &img.layers {
+            put(&layer.blob);
+        }
+        put(&config);
+        manifests.push(json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": put(&manifest),
+            "size": manifest.len(),
+            "platform": img.platform()
+        }));
+    }
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests
+    }))
+    .unwrap();
+    let index_digest = put(&index);
+    let top = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": index_digest,
+            "size": index.len(),
+            "annotations": {"org.opencontainers.image.ref.name": tag}
+        }]
+    }))
+    .unwrap();
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    fs::write(dir.join("index.json"), top).unwrap();
+    index_digest
+}
+
+/// The digest of the first manifest an OCI layout archive's index.json names
+/// (the image's digest once pushed without conversion).
+pub fn oci_archive_manifest_digest(archive: &Path) -> String {
+    use std::io::Read;
+    let mut ar = tar::Archive::new(fs::File::open(archive).unwrap());
+    for entry in ar.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().as_ref() == Path::new("index.json") {
+            let mut text = String::new();
+            entry.read_to_string(&mut text).unwrap();
+            let index: serde_json::Value = serde_json::from_str(&text).unwrap();
+            return index["manifests"][0]["digest"].as_str().unwrap().to_string();
+        }
+    }
+    panic!("{} has no index.json", archive.display());
 }

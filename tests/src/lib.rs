@@ -352,6 +352,7 @@ pub mod containerd;
 pub mod daemon;
 pub mod engines;
 pub mod image;
+pub mod registry;
 
 /// Receives one fd sent with SCM_RIGHTS, and the bytes that came with it.
 pub fn recv_fd(sock: &std::os::unix::net::UnixStream) -> (std::os::fd::OwnedFd, Vec<u8>) {
