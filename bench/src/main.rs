@@ -8,9 +8,12 @@
 //!                                            time of N running containers, idle rindd RSS
 //!   rind-bench engines [--runs N]            `docker run --rm` and `podman run --rm` with
 //!                                            rind-runtime vs runc
+//!   rind-bench pull [--runs N]               cold pull of 200 MiB in 8 layers from a local
+//!                                            registry: rind vs containerd; rindd's peak RSS
 
 mod daemon;
 mod engines;
+mod pull;
 mod runtime;
 mod shim;
 
@@ -24,13 +27,14 @@ fn main() -> anyhow::Result<()> {
             daemon::bench(n, runs)
         }
         Some("engines") => engines::bench(runs),
+        Some("pull") => pull::bench(if args.iter().any(|a| a == "--runs") { runs } else { 5 }),
         Some("shim") => {
             let n = args.iter().position(|a| a == "--containers").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(50);
             shim::bench(n, runs)
         }
         _ => {
             eprintln!(
-                "usage: rind-bench runtime [--runs N] [--full] | shim [--containers N] [--runs N] | daemon [--containers N] [--runs N] | engines [--runs N]"
+                "usage: rind-bench runtime [--runs N] [--full] | shim [--containers N] [--runs N] | daemon [--containers N] [--runs N] | engines [--runs N] | pull [--runs N]"
             );
             std::process::exit(2);
         }

@@ -117,6 +117,99 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
+/// docker's image sizes (go-units' `HumanSizeWithPrecision`): decimal
+/// units, `precision` significant digits as Go's `%g` prints them ("4.26MB",
+/// "0B"). `images` and `history` use 3, prune's total 4.
+pub fn human_size(bytes: u64, precision: usize) -> String {
+    const UNITS: &[&str] = &["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    format!("{}{}", go_g(v, precision.max(1)), UNITS[u])
+}
+
+/// Go's `%.{p}g`: `p` significant digits, no trailing zeros, an exponent
+/// (`1e+03`) when the number has more integer digits than that.
+fn go_g(v: f64, p: usize) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    // The exponent after rounding to p digits.
+    let sci = format!("{:.*e}", p - 1, v);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let trim = |s: &str| if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s.to_string() };
+    if exp < -4 || exp >= p as i32 {
+        return format!("{}e{}{:02}", trim(mantissa), if exp < 0 { '-' } else { '+' }, exp.abs());
+    }
+    trim(&format!("{:.*}", (p as i32 - 1 - exp).max(0) as usize, v))
+}
+
+/// docker's `units.HumanDuration`: "Less than a second", "3 minutes",
+/// "About an hour", "2 weeks", "3 years".
+pub fn human_duration(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    let minutes = secs / 60;
+    // Go rounds the hours (`d.Round(time.Hour)`), the rest truncate.
+    let hours = (d.as_secs_f64() / 3600.0).round() as u64;
+    match () {
+        _ if secs < 1 => "Less than a second".into(),
+        _ if secs == 1 => "1 second".into(),
+        _ if secs < 60 => format!("{secs} seconds"),
+        _ if minutes == 1 => "About a minute".into(),
+        _ if minutes < 60 => format!("{minutes} minutes"),
+        _ if hours == 1 => "About an hour".into(),
+        _ if hours < 48 => format!("{hours} hours"),
+        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
+        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
+        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        _ => format!("{} years", secs / 3600 / 24 / 365),
+    }
+}
+
+/// docker's CREATED: "3 days ago" from an RFC 3339 time; "N/A" without one.
+pub fn since(rfc3339: &str, now: std::time::SystemTime) -> String {
+    match humantime::parse_rfc3339_weak(rfc3339) {
+        Ok(t) => format!("{} ago", human_duration(now.duration_since(t).unwrap_or_default())),
+        Err(_) => "N/A".into(),
+    }
+}
+
+/// docker's `Ellipsis`: at most `max` characters, the last one "…" when cut.
+pub fn ellipsis(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Rows as docker's tables print them (Go's tabwriter with docker's
+/// settings: cells padded by 3 spaces to the widest of their column, at
+/// least 10 wide; the last column unpadded).
+pub fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let width: Vec<usize> =
+        (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count() + 3).max().unwrap_or(0).max(10)).collect();
+    let mut out = String::new();
+    for r in rows {
+        for (c, cell) in r.iter().enumerate() {
+            if c + 1 == r.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(cell);
+                out.push_str(&" ".repeat(width[c] - cell.chars().count()));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// "512m", "1g", "1048576" → bytes.
 pub fn parse_bytes(s: &str) -> Result<i64, String> {
     let s = s.trim().to_ascii_lowercase();
@@ -194,6 +287,53 @@ mod tests {
             let e = parse_restart(bad).unwrap_err();
             assert!(e.contains(&format!("{bad:?}")) && e.contains("on-failure[:max-retries]"), "{e}");
         }
+    }
+
+    #[test]
+    fn docker_sizes_are_decimal_with_significant_digits() {
+        assert_eq!(human_size(0, 3), "0B");
+        assert_eq!(human_size(976, 3), "976B");
+        assert_eq!(human_size(1_240, 3), "1.24kB");
+        assert_eq!(human_size(4_261_114, 3), "4.26MB");
+        assert_eq!(human_size(4_261_114, 4), "4.261MB");
+        assert_eq!(human_size(4_000_000, 3), "4MB");
+        assert_eq!(human_size(123_456_789, 3), "123MB");
+        assert_eq!(human_size(999_999, 3), "1e+03kB", "Go's %g, as docker prints it");
+    }
+
+    #[test]
+    fn docker_durations() {
+        let d = std::time::Duration::from_secs;
+        let cases = [
+            (0, "Less than a second"),
+            (1, "1 second"),
+            (59, "59 seconds"),
+            (60, "About a minute"),
+            (3000, "50 minutes"),
+            (3600, "About an hour"),
+            (5 * 3600, "5 hours"),
+            (3 * 86400, "3 days"),
+            (20 * 86400, "2 weeks"),
+            (90 * 86400, "3 months"),
+            (1000 * 86400, "2 years"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(human_duration(d(secs)), want, "{secs}s");
+        }
+        let now = humantime::parse_rfc3339("2024-01-04T00:00:00Z").unwrap();
+        assert_eq!(since("2024-01-01T12:00:00.5Z", now), "2 days ago");
+        assert_eq!(since("", now), "N/A");
+    }
+
+    #[test]
+    fn tables_pad_as_dockers_tabwriter() {
+        let rows = vec![
+            vec!["REPOSITORY".to_string(), "TAG".into(), "SIZE".into()],
+            vec!["busybox".to_string(), "latest".into(), "4.26MB".into()],
+        ];
+        assert_eq!(table(&rows), "REPOSITORY   TAG       SIZE\nbusybox      latest    4.26MB\n");
+        assert_eq!(ellipsis("abcdef", 4), "abc…");
+        assert_eq!(ellipsis("abc", 4), "abc");
     }
 
     #[test]

@@ -22,6 +22,7 @@ macro_rules! print {
 
 mod attach;
 mod commands;
+mod credentials;
 mod errors;
 mod format;
 
@@ -34,6 +35,10 @@ use tonic::transport::{Channel, Endpoint};
 
 use commands::create::CreateFlags;
 use commands::exec::ExecFlags;
+use commands::history::HistoryFlags;
+use commands::image_prune::PruneFlags;
+use commands::images::ImagesFlags;
+use commands::save::SaveFlags;
 
 const DEFAULT_HOST: &str = "unix:///run/rind/rind.sock";
 
@@ -58,11 +63,36 @@ enum Cmd {
         #[arg(short, long)]
         input: PathBuf,
     },
-    /// List images
-    Images {
+    /// Download an image from a registry
+    Pull(PullFlags),
+    /// Upload an image to a registry
+    Push {
+        /// NAME[:TAG]
+        name: String,
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Log in to a registry (default: Docker Hub)
+    Login {
+        server: Option<String>,
+        #[arg(short, long)]
+        username: Option<String>,
+        #[arg(short, long)]
+        password: Option<String>,
+        /// Take the password from stdin
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Log out from a registry (default: Docker Hub)
+    Logout {
+        server: Option<String>,
+    },
+    /// List images
+    Images(ImagesFlags),
+    /// Write images to an archive (docker's and OCI's) that `load` reads
+    Save(SaveFlags),
+    /// The history of an image
+    History(HistoryFlags),
     /// Remove an image
     Rmi {
         name: String,
@@ -217,10 +247,11 @@ enum Cmd {
 
 #[derive(Subcommand, Debug)]
 enum ImageCmd {
-    Ls {
-        #[arg(short, long)]
-        quiet: bool,
-    },
+    Ls(ImagesFlags),
+    Save(SaveFlags),
+    History(HistoryFlags),
+    /// Remove dangling images (-a: every image no container uses)
+    Prune(PruneFlags),
     Rm {
         name: String,
         #[arg(short, long)]
@@ -240,6 +271,24 @@ enum ImageCmd {
         #[arg(short, long)]
         input: PathBuf,
     },
+    Pull(PullFlags),
+    Push {
+        name: String,
+        #[arg(short, long)]
+        quiet: bool,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct PullFlags {
+    /// NAME[:TAG|@DIGEST]
+    name: String,
+    /// os/arch[/variant] of an image with several (default: this machine's)
+    #[arg(long, default_value = "")]
+    platform: String,
+    /// Print only the image's name
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -307,15 +356,25 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match &cli.command {
         Cmd::Completion { shell } => return commands::completion::completion(*shell, Cli::command()),
         Cmd::Man { dir } => return commands::completion::man(dir, Cli::command()),
+        // Only the CLI's own file: no daemon needed.
+        Cmd::Logout { server } => return commands::login::logout(server.as_deref()),
         _ => {}
     }
     let mut c = connect(&cli.host).await.map_err(|e| Exit(125, format!("{e:#}")))?;
     match cli.command {
-        Cmd::Completion { .. } | Cmd::Man { .. } => unreachable!("handled above"),
+        Cmd::Completion { .. } | Cmd::Man { .. } | Cmd::Logout { .. } => unreachable!("handled above"),
         Cmd::Version => commands::version::version(&mut c).await,
         Cmd::Info => commands::info::info(&mut c).await,
         Cmd::Load { input } | Cmd::Image(ImageCmd::Load { input }) => commands::load::load(&mut c, &input).await,
-        Cmd::Images { quiet } | Cmd::Image(ImageCmd::Ls { quiet }) => commands::images::images(&mut c, quiet).await,
+        Cmd::Pull(f) | Cmd::Image(ImageCmd::Pull(f)) => commands::pull::pull_verb(&mut c, &f.name, &f.platform, f.quiet).await,
+        Cmd::Push { name, quiet } | Cmd::Image(ImageCmd::Push { name, quiet }) => commands::push::push(&mut c, &name, quiet).await,
+        Cmd::Login { server, username, password, password_stdin } => {
+            commands::login::login(&mut c, server.as_deref(), username.as_deref(), password.as_deref(), password_stdin).await
+        }
+        Cmd::Images(f) | Cmd::Image(ImageCmd::Ls(f)) => commands::images::images(&mut c, f).await,
+        Cmd::Save(f) | Cmd::Image(ImageCmd::Save(f)) => commands::save::save(&mut c, f).await,
+        Cmd::History(f) | Cmd::Image(ImageCmd::History(f)) => commands::history::history(&mut c, f).await,
+        Cmd::Image(ImageCmd::Prune(f)) => commands::image_prune::prune(&mut c, f).await,
         Cmd::Rmi { name, force } | Cmd::Image(ImageCmd::Rm { name, force }) => commands::images::rmi(&mut c, name, force).await,
         Cmd::Tag { source, target } | Cmd::Image(ImageCmd::Tag { source, target }) => commands::images::tag(&mut c, source, target).await,
         Cmd::Image(ImageCmd::Inspect { format, images }) => commands::images::inspect(&mut c, format.as_deref(), images).await,

@@ -8,6 +8,12 @@
 //! runtime = "rind-runtime"      # or runc, crun: any runc-compatible runtime
 //! debug = false
 //! max_layer_size = "64GiB"      # uncompressed, per image layer: `load` refuses larger
+//! max_concurrent_downloads = 3  # layers a pull downloads at once
+//! certs_dir = "/etc/rind/certs.d"  # HOST[:PORT]/ca.crt, client.cert, client.key (docker's layout)
+//!
+//! [registries."docker.io"]
+//! mirrors = ["http://127.0.0.1:5000"]  # tried in order before the registry itself
+//! insecure = false              # plain HTTP / unverified TLS allowed (always for localhost, 127.0.0.0/8)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -42,6 +48,20 @@ pub struct Config {
     pub runtime: Option<String>,
     pub debug: Option<bool>,
     pub max_layer_size: Option<ByteSize>,
+    pub max_concurrent_downloads: Option<usize>,
+    pub certs_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub registries: std::collections::BTreeMap<String, RegistryConfig>,
+}
+
+/// One registry host's table: `[registries."HOST[:PORT]"]`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    #[serde(default)]
+    pub mirrors: Vec<String>,
+    #[serde(default)]
+    pub insecure: bool,
 }
 
 /// A size in bytes: a number, or a string with a binary unit as Docker

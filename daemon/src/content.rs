@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use sha2::{Digest as _, Sha256};
 
@@ -70,7 +70,7 @@ impl std::fmt::Display for Digest {
 
 pub struct ContentStore {
     root: PathBuf,
-    leases: Mutex<LeaseTable>,
+    leases: Arc<Mutex<LeaseTable>>,
 }
 
 /// What the leases hold, by name: blob and chain id hex digits, snapshot
@@ -104,9 +104,12 @@ struct LeaseTable {
 /// One load's hold on what it writes, as containerd's leases: between a
 /// blob's commit and the image row that references it nothing else does, and
 /// the garbage collector would take it. Released on drop.
+/// The lifetime ties an ordinary lease to its store; an owned one
+/// ([`ContentStore::lease_owned`]) is `'static`, for a pull's tasks.
 pub struct Lease<'a> {
-    table: &'a Mutex<LeaseTable>,
+    table: Arc<Mutex<LeaseTable>>,
     id: u64,
+    _store: std::marker::PhantomData<&'a ContentStore>,
 }
 
 // Every change to the table is one insert or remove: a panic elsewhere while
@@ -117,7 +120,7 @@ fn lock(table: &Mutex<LeaseTable>) -> MutexGuard<'_, LeaseTable> {
 
 impl Lease<'_> {
     fn with(&self, f: impl FnOnce(&mut Held)) {
-        f(lock(self.table).held.entry(self.id).or_default())
+        f(lock(&self.table).held.entry(self.id).or_default())
     }
 
     pub fn blob(&self, d: &Digest) {
@@ -148,7 +151,7 @@ impl Lease<'_> {
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        let mut t = lock(self.table);
+        let mut t = lock(&self.table);
         if let Some(h) = t.held.remove(&self.id) {
             if t.collecting > 0 {
                 t.released.extend(&h);
@@ -207,15 +210,20 @@ impl ContentStore {
         for d in [root.join("blobs/sha256"), root.join("ingest")] {
             fs::create_dir_all(&d).map_err(io_err("create", &d))?;
         }
-        Ok(ContentStore { root: root.to_path_buf(), leases: Mutex::default() })
+        Ok(ContentStore { root: root.to_path_buf(), leases: Arc::default() })
     }
 
     pub fn lease(&self) -> Lease<'_> {
+        self.lease_owned()
+    }
+
+    /// A lease that does not borrow the store: it may move into tasks.
+    pub fn lease_owned(&self) -> Lease<'static> {
         let mut t = lock(&self.leases);
         t.next += 1;
         let id = t.next;
         t.held.insert(id, Held::default());
-        Lease { table: &self.leases, id }
+        Lease { table: self.leases.clone(), id, _store: std::marker::PhantomData }
     }
 
     /// Begins a garbage collection: before it reads the rows.
@@ -277,6 +285,19 @@ impl ContentStore {
             let _ = fs::remove_file(&tmp);
         }
         result
+    }
+
+    /// Where partial blobs are written before their digest is checked.
+    pub fn ingest_dir(&self) -> PathBuf {
+        self.root.join("ingest")
+    }
+
+    /// Moves `file`, whose content the caller verified to be `d`, into the
+    /// store under `lease`.
+    pub fn commit_file(&self, lease: &Lease<'_>, file: &Path, d: &Digest) -> Result<(), ContentError> {
+        lease.blob(d);
+        let dest = self.path(d);
+        fs::rename(file, &dest).map_err(io_err("commit blob", &dest))
     }
 
     pub fn read(&self, d: &Digest) -> Result<Vec<u8>, ContentError> {

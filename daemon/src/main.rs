@@ -85,6 +85,8 @@ fn main() -> anyhow::Result<()> {
         max_layer_size: file.max_layer_size.map_or(rindd::images::Limits::DEFAULT_MAX_LAYER_SIZE, |s| s.0),
         ..Default::default()
     };
+    // TLS to registries: rustls with ring, chosen once per process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("tokio runtime")?;
     rt.block_on(async {
         let (containers, kicks) = Containers::new(paths, store.clone(), content.clone(), shim);
@@ -109,7 +111,16 @@ fn main() -> anyhow::Result<()> {
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
-        let api = rindd::api::rind::RindApi { root: root.clone(), content, store, containers, runtime: runtime_name, limits };
+        let hosts = Arc::new(rindd::registry::hosts::Hosts::new(file.registries.clone(), file.certs_dir.clone()));
+        let puller = Arc::new(rindd::registry::pull::Puller::new(
+            root.clone(),
+            content.clone(),
+            store.clone(),
+            hosts,
+            limits,
+            file.max_concurrent_downloads.unwrap_or(3),
+        ));
+        let api = rindd::api::rind::RindApi { root: root.clone(), content, store, containers, runtime: runtime_name, limits, puller };
         // Containers keep running: their shims own them, not us.
         tonic::transport::Server::builder()
             .add_service(RindServer::new(api))

@@ -86,7 +86,7 @@ impl Snapshots {
     }
 
     /// The number of the verified snapshot of `chain`, if it is complete.
-    fn resolve(&self, chain: &Digest) -> Option<u64> {
+    pub fn resolve(&self, chain: &Digest) -> Option<u64> {
         let target = fs::read_link(self.link(chain)).ok()?;
         let n = number(target.strip_prefix("..").ok()?.to_str()?)?;
         self.root.join(n.to_string()).join("fs").is_dir().then_some(n)

@@ -18,8 +18,9 @@ fn load_list_and_remove_images() {
     image::write_oci_archive(&rootfs, "docker.io/library/busybox:cli", &["sh"], &archive);
     let out = d.rind(&["load", "-i", archive.to_str().unwrap()]);
     assert_eq!(stdout(&out), "Loaded image: docker.io/library/busybox:cli\n", "{}", stderr(&out));
-    let list = stdout(&d.rind(&["images", "-q"]));
-    assert_eq!(list, "docker.io/library/busybox:cli\n");
+    // docker's familiar name: docker.io/library/ left out.
+    let list = stdout(&d.rind(&["images", "--format", "{{.Repository}}:{{.Tag}}"]));
+    assert_eq!(list, "busybox:cli\n");
     assert!(d.rind(&["rmi", "docker.io/library/busybox:cli"]).status.success());
     assert_eq!(stdout(&d.rind(&["images", "-q"])), "");
     let out = d.rind(&["rmi", "nope:1"]);
@@ -65,7 +66,8 @@ fn tag_inspect_and_rmi_collects_unused_layers() {
     let snaps =
         || std::fs::read_dir(d.root().join("snapshots")).map(|r| r.flatten().filter(|e| e.file_name() != "by-chain").count()).unwrap_or(0);
     assert!(blobs() >= 2 && snaps() == 1, "{} blobs, {} snapshots", blobs(), snaps());
-    // A new busybox:latest (another config, maybe another layer) leaves nothing of the old one behind.
+    // A new busybox:latest (another config, maybe another layer) leaves the
+    // old image dangling, as docker does; `image prune` leaves nothing of it.
     let before = (blobs(), d.ok(&["image", "inspect", "-f", "{{.Id}}", "busybox"]));
     let t = tempfile::tempdir().unwrap();
     make_rootfs(&t.path().join("rootfs"));
@@ -73,9 +75,12 @@ fn tag_inspect_and_rmi_collects_unused_layers() {
     image::write_oci_archive(&t.path().join("rootfs"), "busybox:latest", &["sh", "-x"], &archive);
     d.ok(&["load", "-i", archive.to_str().unwrap()]);
     assert_ne!(d.ok(&["image", "inspect", "-f", "{{.Id}}", "busybox"]), before.1, "a new image");
+    let old = before.1.trim().trim_start_matches("sha256:")[..12].to_string();
+    assert_eq!(d.ok(&["images", "-q", "--filter", "dangling=true"]), format!("{old}\n"));
+    d.ok(&["image", "prune", "-f"]);
     assert_eq!((blobs(), snaps()), (before.0, 1), "the old image's blobs and snapshot are collected");
     d.ok(&["tag", "busybox", "mine:1"]);
-    assert_eq!(d.ok(&["images", "-q"]), "busybox:latest\nmine:1\n");
+    assert_eq!(d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]), "busybox:latest\nmine:1\n");
     let tags = d.ok(&["image", "inspect", "-f", "{{json .RepoTags}}", "mine:1"]);
     assert_eq!(tags.trim(), r#"["busybox:latest","mine:1"]"#);
     assert_eq!(d.ok(&["image", "inspect", "-f", "{{json .Config.Cmd}}", "busybox"]).trim(), r#"["sh","-x"]"#);

@@ -1,7 +1,9 @@
 //! Image layers unpacked into overlayfs snapshots: whiteouts and opaque
 //! directories behave as the OCI layer spec says once the layers are stacked;
 //! a layer must be what its image config says (its diff_id) to be shared;
-//! `rind load` has limits and blocks nobody while it runs.
+//! `rind load` has limits and blocks nobody while it runs; `rind save`
+//! writes what `rind load`, `docker load` and skopeo read; `history`,
+//! `image prune` and `images` answer as docker's do.
 
 use std::fs;
 use std::io::Write;
@@ -343,5 +345,238 @@ fn ps_answers_and_an_exit_is_recorded_while_a_load_unpacks() {
     let err = stderr(&out);
     assert!(!out.status.success() && err.contains(&format!("larger than {} bytes uncompressed", 256 << 20)), "{err}");
     assert!(!unpacking());
-    assert_eq!(d.ok(&["images", "-q"]), "busybox:latest\n");
+    assert_eq!(d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]), "busybox:latest\n");
+}
+
+/// `layer` gzipped (by the system's gzip, without a name or time: the same
+/// bytes each time), claiming the same diff_id.
+fn gzipped(layer: &Layer) -> Layer {
+    let t = tempfile::tempdir().unwrap();
+    let tar = t.path().join("layer.tar");
+    fs::write(&tar, &layer.blob).unwrap();
+    let out = Command::new("gzip").args(["-n", "-c"]).arg(&tar).output().unwrap();
+    assert!(out.status.success(), "gzip: {}", stderr(&out));
+    Layer { blob: out.stdout, diff_id: layer.diff_id.clone() }
+}
+
+/// Loads `layered:1`: busybox's layer, then a gzip layer with /etc/motd.
+fn load_layered(d: &Daemon) {
+    let top = gzipped(&Layer::of_files(&[("etc/motd", b"saved\n")]));
+    let out = load_image(d, "layered:1", &[image::busybox_layer(), top]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+fn image_id(d: &Daemon, name: &str) -> String {
+    d.ok(&["image", "inspect", "-f", "{{.Id}}", name]).trim().to_string()
+}
+
+fn blobs(d: &Daemon) -> usize {
+    count(&d.root().join("content/blobs/sha256"))
+}
+
+#[test]
+fn save_then_load_gives_back_the_same_images() {
+    let d = Daemon::start();
+    d.load_busybox();
+    load_layered(&d);
+    d.ok(&["tag", "busybox", "mine:1"]);
+    let ids = (image_id(&d, "busybox"), image_id(&d, "layered:1"));
+    let t = tempfile::tempdir().unwrap();
+    let file = t.path().join("saved.tar");
+    let names = ["busybox", "mine:1", "layered:1"];
+    d.ok(&[&["save", "-o", file.to_str().unwrap()][..], &names].concat());
+    // To stdout (not a terminal here): the same bytes, the archive being deterministic.
+    let out = d.rind(&[&["save"][..], &names].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stdout == fs::read(&file).unwrap(), "stdout and -o differ");
+    for n in names {
+        d.ok(&["rmi", n]);
+    }
+    assert_eq!((d.ok(&["images", "-q"]), blobs(&d)), (String::new(), 0), "nothing left before the load");
+    let out = d.ok(&["load", "-i", file.to_str().unwrap()]);
+    assert_eq!(out, "Loaded image: busybox:latest\nLoaded image: mine:1\nLoaded image: layered:1\n");
+    assert_eq!((image_id(&d, "busybox"), image_id(&d, "layered:1")), ids, "the same image ids");
+    assert_eq!(image_id(&d, "mine:1"), ids.0);
+    assert_eq!(d.ok(&["run", "--rm", "layered:1", "cat", "/etc/motd"]), "saved\n");
+    // Saved by id: it comes back dangling, known by its id.
+    let by_id = t.path().join("by-id.tar");
+    d.ok(&["save", "-o", by_id.to_str().unwrap(), &ids.1[7..19]]);
+    d.ok(&["rmi", "layered:1"]);
+    assert_eq!(d.ok(&["load", "-i", by_id.to_str().unwrap()]), format!("Loaded image ID: {}\n", ids.1));
+    assert_eq!(d.ok(&["images", "-q", "--no-trunc", "--filter", "dangling=true"]), format!("{}\n", ids.1));
+}
+
+#[test]
+fn save_refuses_a_terminal_and_writes_nothing_for_a_missing_image() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let out = d.rind_cmd().args(["save", "busybox"]).stdout(Stdio::from(pty.slave)).output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("cowardly refusing to save to a terminal"), "{}", stderr(&out));
+    let t = tempfile::tempdir().unwrap();
+    let file = t.path().join("saved.tar");
+    let out = d.rind(&["save", "-o", file.to_str().unwrap(), "busybox", "nope:1"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no such image: nope:1"), "{}", stderr(&out));
+    assert_eq!(count(t.path()), 0, "no archive, no partial file");
+}
+
+/// skopeo's command line, with no signature policy to honour (our own images).
+fn skopeo(args: &[&str]) -> std::process::Output {
+    let out = Command::new("skopeo").arg("--insecure-policy").args(args).output().expect("skopeo is missing: scripts/install-deps.sh");
+    assert!(out.status.success(), "skopeo {args:?}: {}", stderr(&out));
+    out
+}
+
+#[test]
+fn skopeo_reads_the_docker_and_the_oci_halves_of_a_saved_archive() {
+    let d = Daemon::start();
+    load_layered(&d);
+    let id = image_id(&d, "layered:1");
+    let t = tempfile::tempdir().unwrap();
+    let file = t.path().join("saved.tar");
+    d.ok(&["save", "-o", file.to_str().unwrap(), "layered:1"]);
+    let docker = format!("docker-archive:{}", file.display());
+    let oci = format!("oci-archive:{}", file.display());
+    // The docker half: its config is the image's.
+    let config = skopeo(&["inspect", "--raw", "--config", &docker]).stdout;
+    assert_eq!(image::digest(&config), id);
+    let layers = serde_json::from_slice::<serde_json::Value>(&skopeo(&["inspect", &docker]).stdout).unwrap();
+    assert_eq!(layers["Layers"].as_array().map(Vec::len), Some(2), "{layers}");
+    // The OCI half: a manifest naming the config and each layer's compression.
+    let manifest: serde_json::Value = serde_json::from_slice(&skopeo(&["inspect", "--raw", &oci]).stdout).unwrap();
+    assert_eq!(manifest["config"]["digest"], serde_json::json!(id));
+    let types: Vec<&str> = manifest["layers"].as_array().unwrap().iter().map(|l| l["mediaType"].as_str().unwrap()).collect();
+    assert_eq!(types, ["application/vnd.oci.image.layer.v1.tar", "application/vnd.oci.image.layer.v1.tar+gzip"]);
+    // Whole, picked by name: every blob read and verified on the way out.
+    skopeo(&["copy", &format!("{docker}:layered:1"), &format!("dir:{}", t.path().join("from-docker").display())]);
+    skopeo(&["copy", &format!("{oci}:1"), &format!("dir:{}", t.path().join("from-oci").display())]);
+}
+
+#[test]
+fn docker_loads_what_rind_saves() {
+    let d = Daemon::start();
+    load_layered(&d);
+    let id = image_id(&d, "layered:1");
+    let t = tempfile::tempdir().unwrap();
+    let file = t.path().join("saved.tar");
+    d.ok(&["save", "-o", file.to_str().unwrap(), "layered:1"]);
+    let docker = rind_tests::engines::Engine::docker();
+    let out = docker.cli(&["load", "-i", file.to_str().unwrap()]);
+    assert!(out.status.success(), "docker load: {}{}", stderr(&out), docker.log_tail());
+    assert!(stdout(&out).contains("Loaded image: layered:1"), "{}", stdout(&out));
+    let out = docker.cli(&["image", "inspect", "-f", "{{.Id}}", "layered:1"]);
+    assert_eq!(stdout(&out).trim(), id, "docker's id is rind's: {}", stderr(&out));
+    let out = docker.cli(&["run", "--rm", "--network", "none", "layered:1", "cat", "/etc/motd"]);
+    assert_eq!(stdout(&out), "saved\n", "{}{}", stderr(&out), docker.log_tail());
+}
+
+#[test]
+fn history_shows_the_configs_lines_newest_first() {
+    let d = Daemon::start();
+    let (base, top) = (Layer::of_files(&[("a", b"12345")]), Layer::of_files(&[("etc/motd", b"hi\n")]));
+    let add = "/bin/sh -c #(nop) ADD file:0123456789abcdef0123456789abcdef0123456789abcdef in / ";
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "created": "2024-01-03T00:00:00Z",
+        "config": busybox_config(&["sh"]),
+        "rootfs": {"type": "layers", "diff_ids": [base.diff_id, top.diff_id]},
+        "history": [
+            {"created": "2024-01-01T00:00:00Z", "created_by": add, "comment": "base"},
+            {"created": "2024-01-02T00:00:00Z", "created_by": "/bin/sh -c #(nop)  CMD [\"sh\"]", "empty_layer": true},
+            {"created": "2024-01-03T00:00:00Z", "created_by": "/bin/sh -c echo hi > /etc/motd"},
+        ],
+    }))
+    .unwrap();
+    let layer = |l: &Layer| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": image::digest(&l.blob), "size": l.blob.len()});
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": image::digest(&config), "size": config.len()},
+        "layers": [layer(&base), layer(&top)],
+    }))
+    .unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let archive = t.path().join("h.tar");
+    fs::write(&archive, image::oci_layout("hist:1", &manifest, vec![&base.blob, &top.blob, &config]).0).unwrap();
+    d.ok(&["load", "-i", archive.to_str().unwrap()]);
+    let id = image::digest(&config);
+    assert_eq!(d.ok(&["history", "-q", "hist:1"]), format!("{}\n<missing>\n<missing>\n", &id[7..19]));
+    let lines = d.ok(&["image", "history", "--format", "{{.CreatedBy}}|{{.Size}}|{{.Comment}}", "hist:1"]);
+    let cut: String = add.chars().take(44).collect();
+    assert_eq!(lines, format!("/bin/sh -c echo hi > /etc/motd|3B|\n/bin/sh -c #(nop)  CMD [\"sh\"]|0B|\n{cut}…|5B|base\n"));
+    let full = d.ok(&["history", "--no-trunc", "--format", "{{.ID}} {{.CreatedBy}}", "hist:1"]);
+    assert_eq!(full.lines().last().unwrap(), format!("<missing> {add}"));
+    assert!(full.starts_with(&format!("{id} ")), "{full}");
+    let table = d.ok(&["history", "hist:1"]);
+    let header = table.lines().next().unwrap();
+    assert!(header.starts_with("IMAGE          CREATED") && header.contains("CREATED BY") && header.ends_with("COMMENT"), "{table}");
+    assert_eq!(table.lines().count(), 4, "{table}");
+    assert!(table.lines().nth(3).unwrap().contains("ago") && table.lines().nth(3).unwrap().ends_with("base"), "{table}");
+    let out = d.rind(&["history", "nope:1"]);
+    assert!(!out.status.success() && stderr(&out).contains("no such image: nope:1"), "{}", stderr(&out));
+}
+
+#[test]
+fn image_prune_removes_dangling_images_then_every_unused_one() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let old = image_id(&d, "busybox");
+    d.ok(&["create", "--name", "user", "busybox", "true"]);
+    // Another busybox:latest: the old one is dangling, but a container uses it.
+    let out = load_image(&d, "busybox:latest", &[image::busybox_layer()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let new = image_id(&d, "busybox");
+    assert_ne!(old, new);
+    assert_eq!(d.ok(&["images", "-q", "--no-trunc", "--filter", "dangling=true"]), format!("{old}\n"));
+    let table = d.ok(&["images"]);
+    assert!(table.lines().any(|l| l.starts_with("<none>   ") && l.contains(&old[7..19])), "{table}");
+    assert_eq!(d.ok(&["image", "prune", "-f"]), "Total reclaimed space: 0B\n", "the container's image stays");
+    d.ok(&["rm", "user"]);
+    let before = blobs(&d);
+    let out = d.ok(&["image", "prune", "-f"]);
+    assert!(out.starts_with(&format!("Deleted Images:\ndeleted: {old}\n\nTotal reclaimed space: ")), "{out}");
+    assert!(!out.ends_with(" 0B\n"), "{out}");
+    assert!(blobs(&d) < before, "the old config and layer went: {} blobs of {before}", blobs(&d));
+    assert_eq!(d.ok(&["images", "-q", "--filter", "dangling=true"]), "");
+    // -a: every image no container uses.
+    let out = load_image(&d, "extra:1", &[Layer::of_files(&[("x", b"x")])]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let extra = image_id(&d, "extra:1");
+    d.ok(&["create", "--name", "keeper", "busybox", "true"]);
+    let out = d.ok(&["image", "prune", "-a", "-f"]);
+    assert!(out.starts_with(&format!("Deleted Images:\nuntagged: extra:1\ndeleted: {extra}\n\nTotal reclaimed space: ")), "{out}");
+    assert_eq!(d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]), "busybox:latest\n", "the container's image stays");
+    d.ok(&["rm", "keeper"]);
+    let out = d.ok(&["image", "prune", "-a", "-f"]);
+    assert!(out.starts_with(&format!("Deleted Images:\nuntagged: busybox:latest\ndeleted: {new}\n")), "{out}");
+    assert_eq!((d.ok(&["images", "-q"]), blobs(&d), count(&d.root().join("snapshots"))), (String::new(), 0, 0), "nothing left");
+}
+
+#[test]
+fn images_shows_dockers_columns_and_filters() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.ok(&["tag", "busybox", "mine:1"]);
+    let out = load_image(&d, "app:v1", &[Layer::of_files(&[("a", b"12345")])]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (bb, app) = (image_id(&d, "busybox")[7..19].to_string(), image_id(&d, "app:v1")[7..19].to_string());
+    let table = d.ok(&["images"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines[0], "REPOSITORY   TAG       IMAGE ID       CREATED   SIZE", "{table}");
+    assert_eq!(lines[1], format!("app          v1        {app}   N/A       5B"), "{table}");
+    assert!(lines[2].starts_with(&format!("busybox      latest    {bb}   N/A       ")) && lines[2].ends_with("MB"), "{table}");
+    assert!(lines[3].starts_with(&format!("mine         1         {bb}   ")), "{table}");
+    assert_eq!(d.ok(&["images", "-q"]), format!("{app}\n{bb}\n{bb}\n"));
+    assert_eq!(d.ok(&["image", "ls", "-a", "-q", "--no-trunc", "app"]), format!("{}\n", image_id(&d, "app:v1")));
+    let names = |args: &[&str]| d.ok(&[&["images", "--format", "{{.Repository}}:{{.Tag}}"][..], args].concat());
+    assert_eq!(names(&["--filter", "reference=busy*"]), "busybox:latest\n");
+    assert_eq!(names(&["--filter", "reference=*:v1", "--filter", "reference=mine"]), "app:v1\nmine:1\n");
+    assert_eq!(names(&["mine:1"]), "mine:1\n");
+    assert_eq!(names(&["--filter", "dangling=false"]), "app:v1\nbusybox:latest\nmine:1\n");
+    assert_eq!(names(&["--filter", "dangling=true"]), "");
+    let digests = d.ok(&["images", "--digests", "app"]);
+    assert_eq!(digests.lines().next().unwrap(), "REPOSITORY   TAG       DIGEST    IMAGE ID       CREATED   SIZE", "{digests}");
+    assert_eq!(digests.lines().nth(1).unwrap(), format!("app          v1        <none>    {app}   N/A       5B"));
+    let out = d.rind(&["images", "--filter", "label=x"]);
+    assert!(!out.status.success() && stderr(&out).contains("invalid filter \"label=x\""), "{}", stderr(&out));
 }

@@ -111,5 +111,5 @@ fn a_load_cut_short_by_kill_9_leaves_nothing_after_restart() {
     }
     // And a whole load works.
     d.ok(&["load", "-i", archive.to_str().unwrap()]);
-    assert_eq!(d.ok(&["images", "-q"]), "busybox:cut\n");
+    assert_eq!(d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]), "busybox:cut\n");
 }

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::Args;
 use rind_api::v1::rind_client::RindClient;
-use rind_api::v1::{Bind, CreateContainerRequest};
+use rind_api::v1::{Bind, CreateContainerRequest, CreateContainerResponse};
 use tonic::transport::Channel;
 
-use crate::{format, status};
+use crate::{errors, format, Exit};
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct CreateFlags {
@@ -76,16 +76,40 @@ pub struct CreateFlags {
     pub stop_signal: Option<String>,
     #[arg(long = "stop-timeout")]
     pub stop_timeout: Option<i64>,
+    /// Pull the image first: missing (when absent), always, never
+    #[arg(long, default_value = "missing", value_parser = ["missing", "always", "never"])]
+    pub pull: String,
+    /// os/arch[/variant] of the image to pull
+    #[arg(long, default_value = "")]
+    pub platform: String,
     pub image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
 }
 
 pub async fn create(c: &mut RindClient<Channel>, flags: &CreateFlags) -> anyhow::Result<i32> {
-    let req = create_request(flags)?;
-    let r = c.create_container(req).await.map_err(status)?.into_inner();
+    let r = create_pulling(c, flags).await?;
     println!("{}", r.id);
     Ok(0)
+}
+
+/// Creates the container, pulling its image first as `--pull` says; pull
+/// progress goes to stderr, as docker's does, so stdout stays the container's.
+pub async fn create_pulling(c: &mut RindClient<Channel>, flags: &CreateFlags) -> anyhow::Result<CreateContainerResponse> {
+    let req = create_request(flags).map_err(|e| Exit(125, format!("{e:#}")))?;
+    let show = super::pull::Show::for_stderr();
+    if flags.pull == "always" {
+        super::pull::pull(c, &flags.image, &flags.platform, show).await.map_err(|e| Exit(125, format!("{e:#}")))?;
+    }
+    match c.create_container(req.clone()).await {
+        Ok(r) => Ok(r.into_inner()),
+        Err(e) if e.code() == tonic::Code::NotFound && e.message().starts_with("no such image") && flags.pull == "missing" => {
+            eprintln!("Unable to find image '{}' locally", flags.image);
+            super::pull::pull(c, &flags.image, &flags.platform, show).await.map_err(|e| Exit(125, format!("{e:#}")))?;
+            Ok(c.create_container(req).await.map_err(|e| Exit(125, errors::message(&e)))?.into_inner())
+        }
+        Err(e) => Err(Exit(125, errors::message(&e)).into()),
+    }
 }
 
 fn read_env_file(p: &PathBuf) -> anyhow::Result<Vec<String>> {

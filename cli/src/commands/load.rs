@@ -42,7 +42,12 @@ pub async fn load(c: &mut RindClient<Channel>, input: &PathBuf) -> anyhow::Resul
         Ok(e) = read_error => return Err(anyhow::Error::new(e).context(format!("read {}", input.display()))),
     };
     for n in r.names {
-        println!("Loaded image: {n}");
+        // An image that came without a name is known by its id, as docker says.
+        if n.starts_with("sha256:") {
+            println!("Loaded image ID: {n}");
+        } else {
+            println!("Loaded image: {n}");
+        }
     }
     Ok(0)
 }

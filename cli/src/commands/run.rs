@@ -6,15 +6,14 @@ use rind_api::v1::rind_client::RindClient;
 use rind_api::v1::{AttachStart, ContainerRef, RemoveContainerRequest, RestartPolicy};
 use tonic::transport::Channel;
 
-use super::create::{create_request, CreateFlags};
-use crate::{attach, errors, session_failed, start_failure, Exit};
+use super::create::{create_pulling, CreateFlags};
+use crate::{attach, session_failed, start_failure};
 
 pub async fn run(c: &mut RindClient<Channel>, detach: bool, flags: CreateFlags) -> anyhow::Result<i32> {
     if detach && flags.rm && flags.restart.policy != RestartPolicy::No {
         bail!("--rm and --restart conflict");
     }
-    let req = create_request(&flags).map_err(|e| Exit(125, format!("{e:#}")))?;
-    let created = c.create_container(req).await.map_err(|e| Exit(125, errors::message(&e)))?.into_inner();
+    let created = create_pulling(c, &flags).await?;
     if detach {
         if let Err(e) = c.start_container(ContainerRef { id: created.id.clone() }).await {
             if flags.rm {

@@ -46,7 +46,8 @@ fn status_of(e: ImageError) -> Status {
             Status::invalid_argument(msg)
         }
         ImageError::Unpack(u) | ImageError::Layer { source: u, .. } if refused(u) => Status::invalid_argument(msg),
-        ImageError::Store(StoreError::NotFound(_)) => Status::not_found(msg),
+        ImageError::Store(StoreError::NotFound(_)) | ImageError::NotFound(_) => Status::not_found(msg),
+        ImageError::Ambiguous { .. } | ImageError::Filter { .. } => Status::invalid_argument(msg),
         _ => Status::internal(msg),
     }
 }
@@ -54,6 +55,11 @@ fn status_of(e: ImageError) -> Status {
 /// Chunks of an archive between the client's stream and the blocking load:
 /// a few MiB in flight at most, so a slow unpack slows the client down.
 const LOAD_QUEUE: usize = 4;
+
+/// A saved archive goes out in chunks of 1 MiB, a few in flight at most: a
+/// slow client slows the save down, and memory stays bounded.
+const SAVE_CHUNK: usize = 1 << 20;
+const SAVE_QUEUE: usize = 4;
 
 /// What the load's reader gets from the client's stream.
 enum Chunk {
@@ -141,6 +147,75 @@ fn policy_of(req: &CreateContainerRequest) -> Result<Policy, Status> {
     Ok(policy)
 }
 
+/// The one mapping from registry errors to gRPC codes.
+fn status_of_pull(e: crate::registry::RegistryError) -> Status {
+    use crate::registry::RegistryError as R;
+    let msg = message_of(&e);
+    match &e {
+        R::Reference { .. } | R::Platform(_) | R::Schema1 { .. } | R::Certs { .. } => Status::invalid_argument(msg),
+        R::NoPlatform { .. } | R::NotFound { .. } | R::WrongPlatform { .. } => Status::not_found(msg),
+        R::Remote { message, .. }
+            if message.contains("code: 404") || message.contains("not found") || message.contains("MANIFEST_UNKNOWN") =>
+        {
+            Status::not_found(msg)
+        }
+        R::Remote { message, .. }
+            if message.contains("code: 401") || message.contains("uthenticat") || message.contains("UNAUTHORIZED") =>
+        {
+            Status::unauthenticated(msg)
+        }
+        R::Remote { .. } => Status::unavailable(msg),
+        R::Manifest { .. } | R::Blob { .. } | R::Layer { .. } => Status::data_loss(msg),
+        R::Cancelled => Status::cancelled(msg),
+        R::Io { .. } | R::Content(_) | R::Store(_) => Status::internal(msg),
+    }
+}
+
+fn auth_of(a: Option<RegistryAuth>) -> oci_client::secrets::RegistryAuth {
+    use oci_client::secrets::RegistryAuth as A;
+    match a {
+        Some(a) if !a.identity_token.is_empty() => A::Bearer(a.identity_token),
+        Some(a) if !a.username.is_empty() => A::Basic(a.username, a.password),
+        _ => A::Anonymous,
+    }
+}
+
+/// Passes a registry job's progress on to the client until the job ends;
+/// the client gone (^C) aborts the job (a pull's partial downloads stay for
+/// the next pull to resume). None when the client went away.
+async fn relay<T: Send + 'static>(
+    job: tokio::task::JoinHandle<Result<T, crate::registry::RegistryError>>,
+    mut progress: tokio::sync::mpsc::Receiver<crate::registry::Progress>,
+    out: &tokio::sync::mpsc::Sender<Result<PullProgress, Status>>,
+) -> Option<Result<T, Status>> {
+    loop {
+        tokio::select! {
+            p = progress.recv() => match p {
+                Some(p) => {
+                    let line = PullProgress { id: p.id, status: p.status, current: p.current, total: p.total, ..Default::default() };
+                    if out.send(Ok(line)).await.is_err() {
+                        job.abort();
+                        return None;
+                    }
+                }
+                None => break,
+            },
+            _ = out.closed() => {
+                job.abort();
+                return None;
+            }
+        }
+    }
+    Some(match job.await {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(e)) => {
+            tracing::info!(error = %rind_common::error::Chain(&e), "registry operation failed");
+            Err(status_of_pull(e))
+        }
+        Err(e) => Err(internal(e)),
+    })
+}
+
 fn internal(e: impl std::error::Error) -> Status {
     Status::internal(message_of(&e))
 }
@@ -156,6 +231,7 @@ pub struct RindApi {
     pub runtime: String,
     /// What `load` accepts.
     pub limits: crate::images::Limits,
+    pub puller: Arc<crate::registry::pull::Puller>,
 }
 
 impl RindApi {
@@ -299,19 +375,26 @@ impl Rind for RindApi {
         Ok(Response::new(LoadImageResponse { names: loaded.into_iter().flat_map(|l| l.names).collect() }))
     }
 
-    async fn list_images(&self, _req: Request<ListImagesRequest>) -> Result<Response<ListImagesResponse>, Status> {
-        let rows = self.store.lock().expect("store lock").images().map_err(internal)?;
-        let size = |layers: &[String]| -> u64 {
-            layers
-                .iter()
-                .filter_map(|l| crate::content::Digest::parse(l).ok())
-                .filter_map(|d| std::fs::metadata(self.content.path(&d)).ok())
-                .map(|m| m.len())
-                .sum()
-        };
-        let images = rows
+    async fn list_images(&self, req: Request<ListImagesRequest>) -> Result<Response<ListImagesResponse>, Status> {
+        let filters = images::Filters::parse(&req.into_inner().filters).map_err(status_of)?;
+        let (root, content, store) = (self.root.clone(), self.content.clone(), self.store.clone());
+        // Sizes may walk layers not measured yet: off the async threads.
+        let listed = tokio::task::spawn_blocking(move || images::list(&root, &content, &store, &filters))
+            .await
+            .map_err(internal)?
+            .map_err(status_of)?;
+        let images = listed
             .into_iter()
-            .map(|r| Image { size: size(&r.layers), name: r.name, config_digest: r.config, layers: r.layers, created: r.created })
+            .map(|s| Image {
+                name: s.repo_tags.first().or(s.repo_digests.first()).cloned().unwrap_or_default(),
+                config_digest: s.config,
+                layers: s.layers,
+                created: s.recorded,
+                size: s.size,
+                image_created: s.created.unwrap_or_default(),
+                repo_tags: s.repo_tags,
+                repo_digests: s.repo_digests,
+            })
             .collect();
         Ok(Response::new(ListImagesResponse { images }))
     }
@@ -357,8 +440,76 @@ impl Rind for RindApi {
             .map_err(internal)?
             .or_else(|| store.image(&format!("{}:latest", req.source)).ok().flatten())
             .ok_or_else(|| Status::not_found(format!("no such image: {}", req.source)))?;
-        store.put_image(&crate::store::ImageRow { name: target, ..src }).map_err(internal)?;
+        // The image the name leaves stays, dangling, as docker's does.
+        images::record(&mut store, &crate::store::ImageRow { name: target, ..src }).map_err(internal)?;
         Ok(Response::new(TagImageResponse {}))
+    }
+
+    type SaveImageStream = BoxStream<SaveChunk>;
+    async fn save_image(&self, req: Request<SaveImageRequest>) -> Result<Response<Self::SaveImageStream>, Status> {
+        let names = req.into_inner().names;
+        let (content, store, limits) = (self.content.clone(), self.store.clone(), self.limits);
+        // Resolved and planned first: a name that is not here fails the call
+        // before a byte is sent.
+        let c = content.clone();
+        let saving = tokio::task::spawn_blocking(move || images::prepare_save(&c, &store, &names, &limits))
+            .await
+            .map_err(internal)?
+            .map_err(status_of)?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<SaveChunk, Status>>(SAVE_QUEUE);
+        tokio::task::spawn_blocking(move || {
+            let chunks = crate::images::save::Chunks::new(SAVE_CHUNK, |data| {
+                tx.blocking_send(Ok(SaveChunk { data })).map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+            });
+            if let Err(e) = images::write_save(&content, &saving, chunks) {
+                // Sent if the client still listens; else it hung up, which is its right.
+                if tx.blocking_send(Err(status_of(e))).is_err() {
+                    tracing::info!("save ended: the client went away");
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn image_history(&self, req: Request<ImageHistoryRequest>) -> Result<Response<ImageHistoryResponse>, Status> {
+        let name = req.into_inner().name;
+        let (root, content, store) = (self.root.clone(), self.content.clone(), self.store.clone());
+        let entries = tokio::task::spawn_blocking(move || images::history(&root, &content, &store, &name))
+            .await
+            .map_err(internal)?
+            .map_err(status_of)?
+            .into_iter()
+            .map(|h| HistoryEntry {
+                id: h.id,
+                created: h.created.unwrap_or_default(),
+                created_by: h.created_by,
+                size: h.size,
+                comment: h.comment,
+            })
+            .collect();
+        Ok(Response::new(ImageHistoryResponse { entries }))
+    }
+
+    async fn prune_images(&self, req: Request<PruneImagesRequest>) -> Result<Response<PruneImagesResponse>, Status> {
+        let all = req.into_inner().all;
+        let (root, content, store) = (self.root.clone(), self.content.clone(), self.store.clone());
+        let report =
+            tokio::task::spawn_blocking(move || images::prune(&root, &content, &store, all)).await.map_err(internal)?.map_err(status_of)?;
+        tracing::info!(
+            all,
+            images = report.lines.iter().filter(|l| matches!(l, images::Pruned::Deleted(_))).count(),
+            reclaimed = report.reclaimed,
+            "images pruned"
+        );
+        let deleted = report
+            .lines
+            .into_iter()
+            .map(|l| match l {
+                images::Pruned::Untagged(n) => PrunedImage { untagged: n, deleted: String::new() },
+                images::Pruned::Deleted(id) => PrunedImage { untagged: String::new(), deleted: id },
+            })
+            .collect();
+        Ok(Response::new(PruneImagesResponse { deleted, space_reclaimed: report.reclaimed }))
     }
 
     async fn inspect_image(&self, req: Request<InspectImageRequest>) -> Result<Response<InspectResponse>, Status> {
@@ -369,7 +520,14 @@ impl Rind for RindApi {
             .map_err(internal)?
             .or_else(|| store.image(&format!("{name}:latest")).ok().flatten())
             .ok_or_else(|| Status::not_found(format!("no such image: {name}")))?;
-        let tags: Vec<String> = store.images().map_err(internal)?.into_iter().filter(|i| i.config == row.config).map(|i| i.name).collect();
+        // A dangling image's row is named by its id: no tag.
+        let tags: Vec<String> = store
+            .images()
+            .map_err(internal)?
+            .into_iter()
+            .filter(|i| i.config == row.config && i.name != i.config)
+            .map(|i| i.name)
+            .collect();
         drop(store);
         let digest = crate::content::Digest::parse(&row.config).map_err(internal)?;
         let config: serde_json::Value = serde_json::from_slice(&self.content.read(&digest).map_err(internal)?).map_err(internal)?;
@@ -470,6 +628,67 @@ impl Rind for RindApi {
         Ok(Response::new(TopResponse { titles, rows: rows.into_iter().map(|fields| TopRow { fields }).collect() }))
     }
 
+    type PullImageStream = BoxStream<PullProgress>;
+    async fn pull_image(&self, req: Request<PullImageRequest>) -> Result<Response<Self::PullImageStream>, Status> {
+        let r = req.into_inner();
+        let auth = auth_of(r.auth);
+        let (progress_tx, progress) = tokio::sync::mpsc::channel(64);
+        let (out, out_rx) = tokio::sync::mpsc::channel::<Result<PullProgress, Status>>(64);
+        let (puller, root, content, store) = (self.puller.clone(), self.root.clone(), self.content.clone(), self.store.clone());
+        let pull = tokio::spawn(async move { puller.pull(&r.reference, &r.platform, auth, progress_tx).await });
+        tokio::spawn(async move {
+            let last = match relay(pull, progress, &out).await {
+                None => return,
+                Some(Ok(p)) => {
+                    // A name that moved to the new image leaves the old one's layers unused.
+                    let gc = tokio::task::spawn_blocking(move || images::collect_garbage_unlocked(&root, &content, &store)).await;
+                    if let Ok(Err(e)) = gc {
+                        tracing::warn!(error = %rind_common::error::Chain(&e), "collect image garbage after a pull");
+                    }
+                    tracing::info!(image = %p.name, digest = %p.digest, "image pulled");
+                    Ok(PullProgress { image: p.name, digest: p.digest, ..Default::default() })
+                }
+                Some(Err(e)) => Err(e),
+            };
+            let _ = out.send(last).await;
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(out_rx))))
+    }
+
+    type PushImageStream = BoxStream<PullProgress>;
+    async fn push_image(&self, req: Request<PushImageRequest>) -> Result<Response<Self::PushImageStream>, Status> {
+        let r = req.into_inner();
+        let auth = auth_of(r.auth);
+        let (progress_tx, progress) = tokio::sync::mpsc::channel(64);
+        let (out, out_rx) = tokio::sync::mpsc::channel::<Result<PullProgress, Status>>(64);
+        let pusher =
+            crate::registry::push::Pusher { content: self.content.clone(), store: self.store.clone(), hosts: self.puller.hosts.clone() };
+        let push = tokio::spawn(async move { pusher.push(&r.reference, auth, progress_tx).await });
+        tokio::spawn(async move {
+            let last = match relay(push, progress, &out).await {
+                None => return,
+                Some(Ok(p)) => Ok(PullProgress { digest: p.digest, ..Default::default() }),
+                Some(Err(e)) => Err(e),
+            };
+            let _ = out.send(last).await;
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(out_rx))))
+    }
+
+    async fn login(&self, req: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
+        let r = req.into_inner();
+        let auth = auth_of(r.auth);
+        crate::registry::login(&self.puller.hosts, &r.registry, &auth).await.map_err(|e| {
+            let s = status_of_pull(e);
+            if s.code() == tonic::Code::NotFound {
+                Status::unauthenticated(s.message().to_string())
+            } else {
+                s
+            }
+        })?;
+        Ok(Response::new(LoginResponse { status: "Login Succeeded".into() }))
+    }
+
     type StatsStream = BoxStream<StatsResponse>;
     async fn stats(&self, req: Request<StatsRequest>) -> Result<Response<Self::StatsStream>, Status> {
         Ok(Response::new(stream::stats(self.containers.clone(), req.into_inner()).await?))
@@ -543,7 +762,7 @@ mod tests {
             (
                 container_status(ContainerError::NoImage("busybox".into())),
                 Code::NotFound,
-                "no such image: busybox (load it with `rind load -i FILE`)",
+                "no such image: busybox (pull it with `rind pull`, or load it with `rind load -i FILE`)",
             ),
         ]);
     }

@@ -1,6 +1,7 @@
 //! Images: content, layers and their unpacking into snapshots.
 
 pub mod archive;
+pub mod save;
 pub mod unpack;
 
 /// What `rind load` accepts; past a limit the load is refused and what it

@@ -52,7 +52,7 @@ pub use exec::ExecRequest;
 pub enum ContainerError {
     #[error("no such container: {0}")]
     NotFound(String),
-    #[error("no such image: {0} (load it with `rind load -i FILE`)")]
+    #[error("no such image: {0} (pull it with `rind pull`, or load it with `rind load -i FILE`)")]
     NoImage(String),
     #[error("{0}")]
     Conflict(String),

@@ -1,0 +1,146 @@
+//! push: every blob the registry lacks (asked with HEAD first), streamed
+//! from the content store, then the manifest last, so a registry never
+//! holds a manifest whose blobs it does not have.
+
+use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference, RegistryOperation};
+use tokio::sync::mpsc;
+
+use super::hosts::{Hosts, Scheme};
+use super::pull::OCI_MANIFEST;
+use super::{name, remote, Progress, RegistryError};
+use crate::content::{ContentStore, Digest};
+use crate::images::unpack::detect;
+use crate::store::Store;
+
+pub struct Pusher {
+    pub content: Arc<ContentStore>,
+    pub store: Arc<Mutex<Store>>,
+    pub hosts: Arc<Hosts>,
+}
+
+/// What a push sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    pub digest: String,
+    pub size: usize,
+}
+
+impl Pusher {
+    pub async fn push(&self, image: &str, auth: RegistryAuth, tx: mpsc::Sender<Progress>) -> Result<Pushed, RegistryError> {
+        let send = |p: Progress| {
+            let tx = tx.clone();
+            async move { tx.send(p).await.map_err(|_| RegistryError::Cancelled) }
+        };
+        let r = name::parse(image)?;
+        let stored = name::familiar(&r);
+        let row = self.store.lock().unwrap_or_else(std::sync::PoisonError::into_inner).image(&stored)?.ok_or_else(|| {
+            RegistryError::Reference {
+                reference: image.to_string(),
+                reason: format!("no such image {stored}: tag an image with that name first (rind tag)"),
+            }
+        })?;
+        let config = Digest::parse(&row.config)?;
+        let mut layers = Vec::new();
+        for l in &row.layers {
+            let d = Digest::parse(l)?;
+            let path = self.content.path(&d);
+            let io = |op: &'static str, source| RegistryError::Io { digest: d.to_string(), op, path: path.clone(), source };
+            let size = std::fs::metadata(&path).map_err(|e| io("stat", e))?.len();
+            let mut head = [0u8; 4];
+            use std::io::Read;
+            let n = std::fs::File::open(&path).and_then(|mut f| f.read(&mut head)).map_err(|e| io("read", e))?;
+            layers.push((d, size, detect(&head[..n])));
+        }
+        let config_size = std::fs::metadata(self.content.path(&config))
+            .map_err(|source| RegistryError::Io { digest: config.to_string(), op: "stat", path: self.content.path(&config), source })?
+            .len();
+        let body = crate::images::save::manifest((&config, config_size), &layers);
+        let tag = r.tag().unwrap_or("latest").to_string();
+        let ep = self.hosts.endpoints(r.registry()).into_iter().find(|e| !e.mirror).expect("the registry itself is always an endpoint");
+        let target = ep.reference(&r);
+        send(Progress::line("", format!("The push refers to repository [{}/{}]", r.registry(), r.repository()))).await?;
+        let client = self.connect(&ep, &target, &auth).await?;
+        let blobs: Vec<(Digest, u64)> =
+            layers.iter().map(|(d, s, _)| (d.clone(), *s)).chain(std::iter::once((config.clone(), config_size))).collect();
+        for (d, _) in layers.iter().rev().map(|(d, s, _)| (d, s)) {
+            send(Progress::line(short(d), "Preparing")).await?;
+        }
+        for (d, size) in &blobs {
+            let is_layer = *d != config;
+            if client.blob_exists(&target, d.as_str()).await.map_err(|e| remote(&ep.host, e))? {
+                if is_layer {
+                    send(Progress::line(short(d), "Layer already exists")).await?;
+                }
+                continue;
+            }
+            let path = self.content.path(d);
+            let file = tokio::fs::File::open(&path).await.map_err(|source| RegistryError::Io {
+                digest: d.to_string(),
+                op: "open",
+                path: path.clone(),
+                source,
+            })?;
+            let (id, total, progress) = (short(d), *size, tx.clone());
+            let mut sent = 0u64;
+            let stream = tokio_util_stream(file).map(move |chunk| {
+                if let (Ok(c), true) = (&chunk, is_layer) {
+                    sent += c.len() as u64;
+                    let _ = progress.try_send(Progress { id: id.clone(), status: "Pushing".into(), current: sent, total });
+                }
+                chunk.map_err(oci_client::errors::OciDistributionError::from)
+            });
+            client.push_blob_stream(&target, stream, d.as_str(), Some(*size)).await.map_err(|e| remote(&ep.host, e))?;
+            if is_layer {
+                send(Progress::line(short(d), "Pushed")).await?;
+            }
+        }
+        let content_type = OCI_MANIFEST.parse().expect("header value");
+        client.push_manifest_raw(&target, body.clone(), content_type).await.map_err(|e| remote(&ep.host, e))?;
+        let digest = Digest::of(&body).to_string();
+        send(Progress::line("", format!("{tag}: digest: {digest} size: {}", body.len()))).await?;
+        Ok(Pushed { digest, size: body.len() })
+    }
+
+    /// A client with push rights for `target`; an insecure endpoint falls
+    /// back to plain HTTP when HTTPS does not connect.
+    async fn connect(&self, ep: &super::hosts::Endpoint, target: &Reference, auth: &RegistryAuth) -> Result<Client, RegistryError> {
+        let client = self.hosts.client(ep, ep.scheme)?;
+        match client.auth(target, auth, RegistryOperation::Push).await {
+            Ok(_) => Ok(client),
+            Err(e) => {
+                let e = remote(&ep.host, e);
+                let unreachable = matches!(&e, RegistryError::Remote { message, .. } if message.contains("error sending request") && !super::hosts::certificate_error(message));
+                if ep.insecure && ep.scheme == Scheme::Https && unreachable {
+                    let plain = self.hosts.client(ep, Scheme::Http)?;
+                    plain.auth(target, auth, RegistryOperation::Push).await.map_err(|e| remote(&ep.host, e))?;
+                    return Ok(plain);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+fn short(d: &Digest) -> String {
+    d.hex().chars().take(12).collect()
+}
+
+/// A file as a stream of 1 MiB chunks.
+fn tokio_util_stream(file: tokio::fs::File) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+    futures_util::stream::unfold(file, |mut f| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 1 << 20];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(bytes::Bytes::from(buf)), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    })
+}
