@@ -48,16 +48,7 @@ fn write_layout(dir: &Path) -> anyhow::Result<()> {
             seed ^= seed << 17;
             chunk.copy_from_slice(&seed.to_le_bytes()[..chunk.len()]);
         }
-        let mut tar = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        h.set_cksum();
-        tar.append_data(&mut h, format!("data{i}"), &data[..])?;
-        let tar = tar.into_inner()?;
+        let tar = rind_tests::image::Layer::of_files(&[(&format!("data{i}"), &data)]).blob;
         diff_ids.push(sha(&tar));
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&tar)?;

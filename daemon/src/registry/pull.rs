@@ -424,7 +424,7 @@ impl Puller {
                 s
             }
         };
-        let mut file = tokio::fs::OpenOptions::new()
+        let file = tokio::fs::OpenOptions::new()
             .create(true)
             .write(true)
             .truncate(have == 0)
@@ -432,6 +432,8 @@ impl Puller {
             .open(partial)
             .await
             .map_err(io("open"))?;
+        // Network chunks are a few KiB: written in MiBs, not one blocking-pool trip each.
+        let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
         while let Some(chunk) = stream.stream.next().await {
             let chunk = chunk.map_err(|e| {
                 // oci-client checks a whole blob's digest itself, at its end.
@@ -454,7 +456,8 @@ impl Puller {
                 r.update(Progress { id: id.clone(), status: "Downloading".into(), current: have, total: size });
             }
         }
-        file.sync_all().await.map_err(io("sync"))?;
+        file.flush().await.map_err(io("write"))?;
+        file.get_ref().sync_all().await.map_err(io("sync"))?;
         if let Some(r) = report {
             r.send(Progress::line(id, "Verifying Checksum")).await?;
         }
