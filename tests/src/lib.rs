@@ -351,6 +351,7 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
 pub mod containerd;
 pub mod daemon;
 pub mod engines;
+pub mod fake_registry;
 pub mod image;
 pub mod registry;
 

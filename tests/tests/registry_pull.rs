@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use rind_tests::daemon::Daemon;
+use rind_tests::fake_registry::{Blob, FakeRegistry};
 use rind_tests::image::{self, Layer};
 use rind_tests::registry::Registry;
 use rind_tests::*;
@@ -288,4 +289,46 @@ fn bad_names_and_unknown_images_are_clear_errors() {
     let missing = reg.image("rind/absent:v1");
     let o = d.rind(&["pull", &missing]);
     assert!(stderr(&o).contains(&format!("manifest for {missing} not found")), "{}", stderr(&o));
+}
+
+#[test]
+fn a_registry_that_sends_too_much_is_cut_at_the_size() {
+    let reg = FakeRegistry::start(Blob::TooLong);
+    let (d, _certs) = daemon_with("");
+    let o = d.rind(&["pull", &format!("{}/x:v1", reg.addr())]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains(&format!("blob {}", reg.layer())) && e.contains("sent more than its"), "{e}");
+    assert_eq!(d.ok(&["images", "-q"]), "");
+    assert_eq!(blobs(&d), 0, "nothing kept: {:?}", std::fs::read_dir(d.root().join("content/blobs/sha256")).map(|r| r.count()));
+}
+
+#[test]
+fn a_registry_that_fails_for_a_while_is_tried_again() {
+    let reg = FakeRegistry::start(Blob::Unavailable(2));
+    let (d, _certs) = daemon_with("");
+    let name = format!("{}/x:v1", reg.addr());
+    d.ok(&["pull", &name]);
+    let gets = reg.requests().iter().filter(|r| r.ends_with(&reg.layer())).count();
+    assert_eq!(gets, 3, "two 503s, then the blob: {:?}", reg.requests());
+    assert_eq!(d.ok(&["run", "--rm", &name, "cat", "/hello"]), "from the fake registry\n");
+}
+
+#[test]
+fn a_blob_redirected_to_another_host_is_followed() {
+    let reg = FakeRegistry::start(Blob::Redirect);
+    let (d, _certs) = daemon_with("");
+    let name = format!("{}/x:v1", reg.addr());
+    d.ok(&["pull", &name]);
+    assert_eq!(d.ok(&["run", "--rm", &name, "cat", "/hello"]), "from the fake registry\n");
+}
+
+#[test]
+fn a_malformed_manifest_is_a_clear_error() {
+    let reg = FakeRegistry::malformed();
+    let (d, _certs) = daemon_with("");
+    let o = d.rind(&["pull", &format!("{}/x:v1", reg.addr())]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("malformed manifest"), "{}", stderr(&o));
+    assert_eq!(d.ok(&["images", "-q"]), "");
 }

@@ -637,14 +637,17 @@ impl Rind for RindApi {
         let (puller, root, content, store) = (self.puller.clone(), self.root.clone(), self.content.clone(), self.store.clone());
         let pull = tokio::spawn(async move { puller.pull(&r.reference, &r.platform, auth, progress_tx).await });
         tokio::spawn(async move {
-            let last = match relay(pull, progress, &out).await {
+            let result = relay(pull, progress, &out).await;
+            // What the pull brought and no image holds goes at once: a failed
+            // pull's config and layers, an old image a moved name left unused.
+            // (Partial downloads stay in the ingest dir for the next pull.)
+            let gc = tokio::task::spawn_blocking(move || images::collect_garbage_unlocked(&root, &content, &store)).await;
+            if let Ok(Err(e)) = gc {
+                tracing::warn!(error = %rind_common::error::Chain(&e), "collect image garbage after a pull");
+            }
+            let last = match result {
                 None => return,
                 Some(Ok(p)) => {
-                    // A name that moved to the new image leaves the old one's layers unused.
-                    let gc = tokio::task::spawn_blocking(move || images::collect_garbage_unlocked(&root, &content, &store)).await;
-                    if let Ok(Err(e)) = gc {
-                        tracing::warn!(error = %rind_common::error::Chain(&e), "collect image garbage after a pull");
-                    }
                     tracing::info!(image = %p.name, digest = %p.digest, "image pulled");
                     Ok(PullProgress { image: p.name, digest: p.digest, ..Default::default() })
                 }
