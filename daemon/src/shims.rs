@@ -21,9 +21,14 @@ use containerd_shim_protos::shim_async::{Client, TaskClient};
 
 /// The containerd namespace rindd's containers live in.
 pub const NAMESPACE: &str = "rind";
-/// How long a call to a shim may take before rindd gives up on it: long,
-/// since Create and Delete run the runtime, which a loaded machine slows.
+/// How long a call to a shim may take before rindd gives up on it.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Calls that run the runtime (create, start, delete, exec, pause, resume):
+/// a loaded machine slows a runtime's fork, namespaces and mounts many times
+/// over (a create took over 60 s in the emulated guest under a CPU hog), and
+/// containerd sets no deadline on them at all. A shim that dies meanwhile is
+/// noticed through its closed connection, not this.
+const RUNTIME_CALL_TIMEOUT: Duration = Duration::from_secs(600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShimError {
@@ -207,6 +212,10 @@ fn ctx() -> ttrpc::context::Context {
     ttrpc::context::with_timeout(CALL_TIMEOUT.as_nanos() as i64)
 }
 
+fn runtime_ctx() -> ttrpc::context::Context {
+    ttrpc::context::with_timeout(RUNTIME_CALL_TIMEOUT.as_nanos() as i64)
+}
+
 fn call_err(call: &'static str) -> impl FnOnce(ttrpc::Error) -> ShimError {
     move |e| {
         let (message, not_found) = match &e {
@@ -290,12 +299,12 @@ impl TaskApi for Shim {
     }
 
     async fn create(&self, req: api::CreateTaskRequest) -> Result<u32, ShimError> {
-        Ok(self.client.create(ctx(), &req).await.map_err(call_err("create"))?.pid)
+        Ok(self.client.create(runtime_ctx(), &req).await.map_err(call_err("create"))?.pid)
     }
 
     async fn start(&self, id: &str, exec_id: &str) -> Result<u32, ShimError> {
         let req = api::StartRequest { id: id.into(), exec_id: exec_id.into(), ..Default::default() };
-        Ok(self.client.start(ctx(), &req).await.map_err(call_err("start"))?.pid)
+        Ok(self.client.start(runtime_ctx(), &req).await.map_err(call_err("start"))?.pid)
     }
 
     async fn state(&self, id: &str, exec_id: &str) -> Result<api::StateResponse, ShimError> {
@@ -316,11 +325,11 @@ impl TaskApi for Shim {
 
     async fn delete(&self, id: &str, exec_id: &str) -> Result<api::DeleteResponse, ShimError> {
         let req = api::DeleteRequest { id: id.into(), exec_id: exec_id.into(), ..Default::default() };
-        self.client.delete(ctx(), &req).await.map_err(call_err("delete"))
+        self.client.delete(runtime_ctx(), &req).await.map_err(call_err("delete"))
     }
 
     async fn exec(&self, req: api::ExecProcessRequest) -> Result<(), ShimError> {
-        self.client.exec(ctx(), &req).await.map_err(call_err("exec"))?;
+        self.client.exec(runtime_ctx(), &req).await.map_err(call_err("exec"))?;
         Ok(())
     }
 
@@ -331,13 +340,13 @@ impl TaskApi for Shim {
 
     async fn pause(&self, id: &str) -> Result<(), ShimError> {
         let req = api::PauseRequest { id: id.into(), ..Default::default() };
-        self.client.pause(ctx(), &req).await.map_err(call_err("pause"))?;
+        self.client.pause(runtime_ctx(), &req).await.map_err(call_err("pause"))?;
         Ok(())
     }
 
     async fn resume(&self, id: &str) -> Result<(), ShimError> {
         let req = api::ResumeRequest { id: id.into(), ..Default::default() };
-        self.client.resume(ctx(), &req).await.map_err(call_err("resume"))?;
+        self.client.resume(runtime_ctx(), &req).await.map_err(call_err("resume"))?;
         Ok(())
     }
 

@@ -10,8 +10,10 @@ use containerd_shim_protos::shim_async::{Client, TaskClient};
 use containerd_shim_protos::types::task::Status;
 use rind_tests::*;
 
+/// A deadline for one call: a create runs the runtime, which a slow machine
+/// (the emulated cgroup v2 guest under load) slows many times over.
 fn ctx() -> ttrpc::context::Context {
-    ttrpc::context::with_timeout(30_000_000_000)
+    ttrpc::context::with_timeout(rind_tests::patience(Duration::from_secs(30)).as_nanos() as i64)
 }
 
 /// Starts a shim for `id` in `bundle` and returns its address.
