@@ -71,10 +71,16 @@ fn parse_time(s: &str) -> Option<SystemTime> {
     humantime::parse_rfc3339_weak(s.trim_end_matches('Z')).ok()
 }
 
-/// `--since`: RFC 3339 or unix seconds (fractions allowed).
+/// `--since`: RFC 3339 or unix seconds (fractions allowed). None for what is
+/// neither, or is past what a SystemTime holds (`1e300`, `inf`: the request's
+/// text must not panic rindd).
 pub fn parse_since(s: &str) -> Option<SystemTime> {
     if let Ok(secs) = s.parse::<f64>() {
-        return Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs_f64(secs.max(0.0)));
+        if secs.is_nan() {
+            return None;
+        }
+        let since = std::time::Duration::try_from_secs_f64(secs.max(0.0)).ok()?;
+        return SystemTime::UNIX_EPOCH.checked_add(since);
     }
     parse_time(s).or_else(|| humantime::parse_rfc3339(s).ok())
 }
@@ -159,5 +165,15 @@ mod tests {
         assert_eq!(select(recs.clone(), Some(since), None).len(), 3);
         let unix = parse_since("1767225603").unwrap();
         assert_eq!(select(recs, Some(unix), None).len(), 1);
+    }
+
+    #[test]
+    fn parse_since_refuses_times_out_of_range() {
+        // Found by fuzz/fuzz_targets/cri_log.rs: each panicked rindd.
+        for s in ["1.5e21", "1e300", "inf", "NaN", "1e19"] {
+            assert_eq!(parse_since(s), None, "{s}");
+        }
+        assert_eq!(parse_since("-5"), Some(SystemTime::UNIX_EPOCH), "before 1970 is 1970");
+        assert!(parse_since("1.5").is_some());
     }
 }

@@ -85,6 +85,12 @@ pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/pr
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// The CFS period `--cpus` scales, and the quotas the kernel accepts
+/// (kernel/sched/core.c, tg_set_cfs_bandwidth): 1 ms to 2^44-1 µs.
+const CPU_PERIOD_US: u64 = 100_000;
+const MIN_CPU_QUOTA_US: f64 = 1_000.0;
+const MAX_CPU_QUOTA_US: f64 = ((1u64 << 44) - 1) as f64;
+
 fn cap(name: &str) -> Result<Capability, SpecError> {
     let up = name.to_ascii_uppercase();
     let bare = up.strip_prefix("CAP_").unwrap_or(&up);
@@ -248,6 +254,9 @@ pub fn container_spec(image: &ImageConfiguration, opts: &RunOptions) -> Result<S
         mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"])?,
     ];
     for t in &opts.tmpfs {
+        if !t.starts_with('/') {
+            return Err(SpecError::Invalid { what: "tmpfs", value: t.clone(), reason: "the path must be absolute" });
+        }
         mounts.push(mount(t, "tmpfs", "tmpfs", &["nosuid", "nodev", "noexec"])?);
     }
     for (host, ctr, ro) in &opts.binds {
@@ -277,10 +286,13 @@ pub fn container_spec(image: &ImageConfiguration, opts: &RunOptions) -> Result<S
         resources = resources.memory(LinuxMemoryBuilder::default().limit(m).build()?);
     }
     if let Some(c) = opts.cpus {
-        if c <= 0.0 {
-            return Err(SpecError::Invalid { what: "cpus", value: c.to_string(), reason: "must be positive" });
+        let quota = c * CPU_PERIOD_US as f64;
+        // Written as is, a quota out of these bounds (NaN and infinity too)
+        // would be no limit at all (0) or a start the kernel refuses.
+        if !(MIN_CPU_QUOTA_US..=MAX_CPU_QUOTA_US).contains(&quota) {
+            return Err(SpecError::Invalid { what: "cpus", value: c.to_string(), reason: "must be from 0.01 to 175921860" });
         }
-        resources = resources.cpu(LinuxCpuBuilder::default().quota((c * 100_000.0) as i64).period(100_000u64).build()?);
+        resources = resources.cpu(LinuxCpuBuilder::default().quota(quota as i64).period(CPU_PERIOD_US).build()?);
     }
     if let Some(p) = opts.pids_limit {
         resources = resources.pids(LinuxPidsBuilder::default().limit(p).build()?);
@@ -386,6 +398,32 @@ mod tests {
         }
         let none = image(r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#);
         assert!(container_spec(&none, &RunOptions::default()).is_err());
+    }
+
+    #[test]
+    fn tmpfs_path_must_be_absolute() {
+        // Found by fuzz/fuzz_targets/create_request.rs: the runtime got a
+        // mount at a relative destination.
+        let opts = RunOptions { tmpfs: vec!["SIGUSR&".into()], ..Default::default() };
+        let e = container_spec(&image(BUSYBOX), &opts).unwrap_err().to_string();
+        assert_eq!(e, r#"tmpfs "SIGUSR&": the path must be absolute"#);
+        let opts = RunOptions { tmpfs: vec!["/run".into()], ..Default::default() };
+        assert!(container_spec(&image(BUSYBOX), &opts).is_ok());
+    }
+
+    #[test]
+    fn cpus_out_of_the_kernels_bounds_are_refused() {
+        for bad in [f64::NAN, f64::INFINITY, -1.0, 0.0, 0.009, 1e9] {
+            let opts = RunOptions { cpus: Some(bad), ..Default::default() };
+            let e = container_spec(&image(BUSYBOX), &opts).unwrap_err().to_string();
+            assert!(e.starts_with("cpus") && e.ends_with("must be from 0.01 to 175921860"), "{bad}: {e}");
+        }
+        let quota = |c: f64| {
+            let s = container_spec(&image(BUSYBOX), &RunOptions { cpus: Some(c), ..Default::default() }).unwrap();
+            s.linux().as_ref().unwrap().resources().as_ref().unwrap().cpu().as_ref().unwrap().quota()
+        };
+        assert_eq!(quota(0.01), Some(1_000));
+        assert_eq!(quota(175921860.0), Some(17_592_186_000_000));
     }
 
     #[test]

@@ -120,6 +120,17 @@ pub fn device_rules(res: Option<&LinuxResources>) -> Result<Vec<DeviceRule>, Cgr
     Ok(rules)
 }
 
+/// A hugepage size as the kernel names it in hugetlb's files ("64KB", "2MB",
+/// "1GB"). It becomes part of a file name: "2MB/../../x" would write outside
+/// the cgroup.
+fn hugepage_size(size: &str) -> Result<&str, CgroupError> {
+    let number = size.strip_suffix("KB").or_else(|| size.strip_suffix("MB")).or_else(|| size.strip_suffix("GB"));
+    match number {
+        Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => Ok(size),
+        _ => Err(CgroupError::Invalid(format!("hugepage size {size:?} is not one the kernel names, such as 2MB or 1GB"))),
+    }
+}
+
 /// cpu.shares (2..262144) to cpu.weight (1..10000), the conversion runc and crun use.
 pub fn shares_to_weight(shares: u64) -> u64 {
     if shares == 0 {
@@ -260,8 +271,9 @@ pub fn plan_v1(res: &LinuxResources) -> Result<Plan, CgroupError> {
         }
     }
     for h in res.hugepage_limits().iter().flatten() {
-        out.push(w("hugetlb", format!("hugetlb.{}.limit_in_bytes", h.page_size()), h.limit()));
-        out.push(w("hugetlb", format!("hugetlb.{}.rsvd.limit_in_bytes", h.page_size()), h.limit()).missing(Missing::Skip));
+        let size = hugepage_size(h.page_size())?;
+        out.push(w("hugetlb", format!("hugetlb.{size}.limit_in_bytes"), h.limit()));
+        out.push(w("hugetlb", format!("hugetlb.{size}.rsvd.limit_in_bytes"), h.limit()).missing(Missing::Skip));
     }
     if let Some(n) = res.network() {
         if let Some(id) = n.class_id().filter(|id| *id != 0) {
@@ -400,8 +412,9 @@ pub fn plan_v2(res: &LinuxResources) -> Result<Plan, CgroupError> {
         }
     }
     for h in res.hugepage_limits().iter().flatten() {
-        out.push(w("hugetlb", format!("hugetlb.{}.max", h.page_size()), h.limit()));
-        out.push(w("hugetlb", format!("hugetlb.{}.rsvd.max", h.page_size()), h.limit()).missing(Missing::Skip));
+        let size = hugepage_size(h.page_size())?;
+        out.push(w("hugetlb", format!("hugetlb.{size}.max"), h.limit()));
+        out.push(w("hugetlb", format!("hugetlb.{size}.rsvd.max"), h.limit()).missing(Missing::Skip));
     }
     if res
         .network()
@@ -564,6 +577,22 @@ mod tests {
         assert_eq!(p[3], w("devices", "devices.deny", "c 1:3 w"));
         assert_eq!(p[4], w("devices", "devices.allow", "c *:* m"));
         assert_eq!(p.len(), 4 + default_device_rules().len());
+    }
+
+    #[test]
+    fn hugepage_sizes_that_are_not_file_names_are_refused() {
+        // Found by fuzz/fuzz_targets/runtime_config.rs: the size is part of
+        // the file written, "hugetlb.2MB/../../../x.limit_in_bytes".
+        for bad in ["2MB/../../../x", "../1GB", "", "MB", "2mb", "2 MB", "2MiB"] {
+            let r = res(&format!(r#"{{"hugepageLimits":[{{"pageSize":"{bad}","limit":1}}]}}"#));
+            for plan in [plan_v1(&r), plan_v2(&r)] {
+                let e = plan.unwrap_err().to_string();
+                assert!(e.contains("is not one the kernel names"), "{bad}: {e}");
+            }
+        }
+        let r = res(r#"{"hugepageLimits":[{"pageSize":"64KB","limit":1},{"pageSize":"1GB","limit":2}]}"#);
+        let files: Vec<String> = plan_v2(&r).unwrap().writes.into_iter().map(|w| w.file).collect();
+        assert_eq!(files, ["hugetlb.64KB.max", "hugetlb.64KB.rsvd.max", "hugetlb.1GB.max", "hugetlb.1GB.rsvd.max"]);
     }
 
     #[test]
