@@ -119,6 +119,7 @@ def unpack():
         ("p", "fifo", None),
     ]))
     write("unpack", "sparse.tar", sparse_tar())
+    write("unpack", "sparse-exabytes.tar", sparse_exabytes_tar())
     write("unpack", "replace.tar", tar([
         ("x", "dir", None, 0o000),
         ("x", "file", "now a file"),
@@ -140,6 +141,28 @@ def sparse_tar():
         os.utime(os.path.join(d, "holes"), (1700000000, 1700000000))
         return subprocess.run(["tar", "-C", d, "--sparse", "--format=gnu", "-b1", "--owner=0", "--group=0", "--numeric-owner",
                                "--mtime=@1700000000", "-cf", "-", "holes"], stdout=subprocess.PIPE, check=True).stdout
+
+
+def sparse_exabytes_tar():
+    """GNU sparse files of 2^63-1 bytes, one byte of data each (the sparse map
+    in base-256 numbers): they overflowed Stats::bytes where files may be that
+    large (tmpfs, as in scripts/fuzz.sh's jail)."""
+    def b256(v):
+        return b"\x80\0\0\0" + v.to_bytes(8, "big")
+
+    out = b""
+    for name in ("a", "b", "c"):
+        h = bytearray(512)
+        h[0:1] = name.encode()
+        h[100:108], h[108:116], h[116:124] = b"0000644\0", b"0000000\0", b"0000000\0"
+        h[124:136], h[136:148] = b"00000000001\0", b"14000000000\0"
+        h[156], h[257:265] = ord("S"), b"ustar  \0"
+        h[386:398], h[398:410] = b256((1 << 63) - 2), b"00000000001\0"
+        h[483:495] = b256((1 << 63) - 1)
+        h[148:156] = b"        "
+        h[148:156] = ("%06o\0 " % sum(h)).encode()
+        out += bytes(h) + b"x" + bytes(511)
+    return out + bytes(1024)
 
 
 def docker_save(layers, tags, gzip_layers=False):

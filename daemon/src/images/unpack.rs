@@ -270,7 +270,8 @@ fn apply(stream: impl Read, root: &Path) -> Result<Stats, UnpackError> {
             EntryType::Directory => {}
             _ => remove_existing(&target)?,
         }
-        stats.bytes += entry.header().size().unwrap_or(0);
+        // A sparse file's size is what the header claims, up to 2^63 each.
+        stats.bytes = stats.bytes.saturating_add(entry.header().size().unwrap_or(0));
         entry.unpack(&target).map_err(io_err("unpack", &target))?;
     }
     Ok(stats)
@@ -469,6 +470,36 @@ mod tests {
             assert!(err.contains(want), "{err} should mention {want}");
             assert_eq!(left_in(&t), vec![OsStr::new("blob").to_os_string()], "half-written snapshot left behind");
         }
+    }
+
+    #[test]
+    fn sparse_files_of_exabytes_do_not_overflow_the_count() {
+        // Found with fuzz/fuzz_targets/unpack.rs: three GNU sparse files of
+        // 2^63-1 bytes each (one byte of data at the end) overflowed
+        // Stats::bytes. They unpack only where a file can be that large:
+        // tmpfs, as /dev/shm is; XFS and btrfs too.
+        let mut b = tar::Builder::new(Vec::new());
+        for name in ["a", "b", "c"] {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(EntryType::GNUSparse);
+            h.set_path(name).unwrap();
+            h.set_mode(0o644);
+            h.set_uid(nix::unistd::geteuid().as_raw() as u64);
+            h.set_gid(nix::unistd::getegid().as_raw() as u64);
+            h.set_size(1);
+            let gnu = h.as_gnu_mut().unwrap();
+            gnu.set_real_size(i64::MAX as u64);
+            gnu.sparse[0].set_offset(i64::MAX as u64 - 1);
+            gnu.sparse[0].set_length(1);
+            h.set_cksum();
+            b.append(&h, &b"x"[..]).unwrap();
+        }
+        let data = b.into_inner().unwrap();
+        let t = tempfile::tempdir_in("/dev/shm").expect("a tmpfs at /dev/shm, where a file may have 2^63-1 bytes");
+        fs::write(t.path().join("blob"), &data).unwrap();
+        let stats = unpack_layer(&t.path().join("blob"), &t.path().join("snap"), &Digest::of(&data), u64::MAX).unwrap();
+        assert_eq!(stats.bytes, u64::MAX);
+        assert_eq!(fs::metadata(t.path().join("snap/c")).unwrap().len(), i64::MAX as u64);
     }
 
     #[test]
