@@ -22,7 +22,16 @@ pub fn parse(name: &str) -> Result<Reference, RegistryError> {
 /// The name docker shows: without `docker.io/` and `library/`.
 pub fn familiar(r: &Reference) -> String {
     let repo = if r.registry() == DOCKER_HUB || r.registry() == "index.docker.io" {
-        r.repository().strip_prefix("library/").unwrap_or(r.repository()).to_string()
+        // Docker drops `library/` only for one-part names, and `docker.io/`
+        // only when what is left cannot be read as another registry.
+        let path = r.repository();
+        let short = path.strip_prefix("library/").filter(|rest| !rest.contains('/')).unwrap_or(path);
+        let first = short.split('/').next().unwrap_or("");
+        if short.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost") {
+            format!("{DOCKER_HUB}/{short}")
+        } else {
+            short.to_string()
+        }
     } else {
         format!("{}/{}", r.registry(), r.repository())
     };
@@ -56,6 +65,12 @@ mod tests {
         for (name, registry, repo, short) in cases {
             let r = parse(name).unwrap();
             assert_eq!((r.registry(), r.repository(), familiar(&r).as_str()), (registry, repo, short), "{name}");
+        }
+        // Shortened names must mean the same image again (found by fuzz/api_names).
+        for name in ["docker.io/library/a/b", "docker.io/li.io/x", "docker.io/localhost/x"] {
+            let r = parse(name).unwrap();
+            let again = parse(&familiar(&r)).unwrap();
+            assert_eq!((again.registry(), again.repository()), (r.registry(), r.repository()), "{name}");
         }
         let d = format!("sha256:{}", "a".repeat(64));
         let r = parse(&format!("busybox@{d}")).unwrap();
