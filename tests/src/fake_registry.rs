@@ -45,17 +45,10 @@ fn content(malformed: bool) -> Content {
         "rootfs": {"type": "layers", "diff_ids": [base.diff_id, layer.diff_id]}
     }))
     .unwrap();
-    let desc = |l: &Layer| serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": image::digest(&l.blob), "size": l.blob.len()});
     let manifest = if malformed {
         br#"{"schemaVersion": 2, "config": {"digest": 42}}"#.to_vec()
     } else {
-        serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": image::digest(&config), "size": config.len()},
-            "layers": [desc(&base), desc(&layer)],
-        }))
-        .unwrap()
+        image::oci_manifest(&config, &[base.clone(), layer.clone()])
     };
     let digest = image::digest(&layer.blob);
     let mut blobs = HashMap::new();

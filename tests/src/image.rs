@@ -66,6 +66,21 @@ impl Layer {
     }
 }
 
+/// The OCI image manifest of a config blob and (uncompressed) layers.
+pub fn oci_manifest(config: &[u8], layers: &[Layer]) -> Vec<u8> {
+    let descriptors: Vec<_> = layers
+        .iter()
+        .map(|l| json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(&l.blob), "size": l.blob.len()}))
+        .collect();
+    serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(config), "size": config.len()},
+        "layers": descriptors
+    }))
+    .unwrap()
+}
+
 /// An OCI layout archive of one image of `layers` (bottom first), tagged
 /// `name`, with the image config's `config` object: the bytes, and where
 /// each entry ends in them (for a test that feeds the archive piecemeal).
@@ -80,17 +95,7 @@ pub fn oci_image(name: &str, layers: &[Layer], image_config: serde_json::Value) 
         "history": history
     }))
     .unwrap();
-    let descriptors: Vec<_> = layers
-        .iter()
-        .map(|l| json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(&l.blob), "size": l.blob.len()}))
-        .collect();
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(&config), "size": config.len()},
-        "layers": descriptors
-    }))
-    .unwrap();
+    let manifest = oci_manifest(&config, layers);
     oci_layout(name, &manifest, layers.iter().map(|l| l.blob.as_slice()).chain([config.as_slice()]).collect())
 }
 
@@ -257,18 +262,7 @@ impl PlatformImage {
             config["variant"] = json!(v);
         }
         let config = serde_json::to_vec(&config).unwrap();
-        let descriptors: Vec<_> = self
-            .layers
-            .iter()
-            .map(|l| json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest(&l.blob), "size": l.blob.len()}))
-            .collect();
-        let manifest = serde_json::to_vec(&json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(&config), "size": config.len()},
-            "layers": descriptors
-        }))
-        .unwrap();
+        let manifest = oci_manifest(&config, &self.layers);
         (config, manifest)
     }
 }

@@ -167,7 +167,7 @@ fn status_of_pull(e: crate::registry::RegistryError) -> Status {
         R::Remote { .. } => Status::unavailable(msg),
         R::Manifest { .. } | R::Blob { .. } | R::Layer { .. } => Status::data_loss(msg),
         R::Cancelled => Status::cancelled(msg),
-        R::Io { .. } | R::Content(_) | R::Store(_) => Status::internal(msg),
+        R::Io { .. } | R::Content(_) | R::Save(_) | R::Store(_) => Status::internal(msg),
     }
 }
 

@@ -116,11 +116,11 @@ fn tagged(name: &str) -> Option<(String, String, String)> {
     Some((r.whole(), repo, tag))
 }
 
-fn size_of(content: &ContentStore, d: &Digest) -> Result<u64, SaveError> {
+pub(crate) fn size_of(content: &ContentStore, d: &Digest) -> Result<u64, SaveError> {
     std::fs::metadata(content.path(d)).map(|m| m.len()).map_err(|source| SaveError::Blob { op: "stat", digest: d.clone(), source })
 }
 
-fn compression_of(content: &ContentStore, d: &Digest) -> Result<Compression, SaveError> {
+pub(crate) fn compression_of(content: &ContentStore, d: &Digest) -> Result<Compression, SaveError> {
     let mut head = [0u8; 4];
     let mut f = File::open(content.path(d)).map_err(|source| SaveError::Blob { op: "open", digest: d.clone(), source })?;
     let mut n = 0;

@@ -53,6 +53,8 @@ pub enum RegistryError {
     #[error(transparent)]
     Content(#[from] ContentError),
     #[error(transparent)]
+    Save(#[from] crate::images::save::SaveError),
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the pull was cancelled")]
     Cancelled,

@@ -61,9 +61,7 @@ pub struct Pulled {
 
 /// The image manifest a name resolved to, and where it came from.
 struct Resolved {
-    client: Client,
-    reference: Reference,
-    registry: String,
+    from: Source,
     digest: String,
     manifest: ImageManifest,
 }
@@ -84,7 +82,7 @@ impl Report {
 }
 
 /// docker's layer ids: the first 12 hex digits.
-fn short(d: &str) -> String {
+pub(super) fn short(d: &str) -> String {
     d.split_once(':').map(|x| x.1).unwrap_or(d).chars().take(12).collect()
 }
 
@@ -172,10 +170,10 @@ impl Puller {
                 return Err(bad(&child, format!("the registry sent content of digest {}", Digest::of(&bytes))));
             }
             let manifest = parse_manifest(&bytes).map_err(|reason| bad(&child, reason))?;
-            return Ok(Resolved { client, reference: er, registry: ep.host.clone(), digest, manifest });
+            return Ok(Resolved { from: Source { client, reference: er, registry: ep.host.clone() }, digest, manifest });
         }
         let manifest = parse_manifest(&bytes).map_err(|reason| bad(&digest, reason))?;
-        Ok(Resolved { client, reference: er, registry: ep.host.clone(), digest, manifest })
+        Ok(Resolved { from: Source { client, reference: er, registry: ep.host.clone() }, digest, manifest })
     }
 
     /// A manifest's bytes; an insecure endpoint falls back to plain HTTP
@@ -233,14 +231,14 @@ impl Puller {
                 reason: format!("image config of {} bytes, over the limit of {}", config_desc.size, self.limits.max_json_size),
             });
         }
-        let mut downloaded = self.download(res, &config_desc, &lease, None).await?;
+        let mut downloaded = self.download(&res.from, &config_desc, &lease, None).await?;
         let cfg: ImageConfiguration = serde_json::from_slice(&self.content.read(&config)?)
             .map_err(|e| RegistryError::Blob { digest: config.to_string(), reason: format!("image config: {e}") })?;
         if let Some(w) = wanted {
             let (os, arch) = (cfg.os().to_string(), cfg.architecture().to_string());
             if os != w.os || arch != w.arch {
                 return Err(RegistryError::WrongPlatform {
-                    reference: res.reference.to_string(),
+                    reference: res.from.reference.to_string(),
                     wanted: w.to_string(),
                     actual: format!("{os}/{arch}"),
                 });
@@ -287,11 +285,10 @@ impl Puller {
                 report.send(Progress::line(short(&layers[i].digest), "Waiting")).await?;
             }
             let (me, gate, lease, report, desc) = (self.clone(), gate.clone(), lease.clone(), report.clone(), layers[i].clone());
-            let (client, reference, registry) = (res.client.clone(), res.reference.clone(), res.registry.clone());
+            let from = res.from.clone();
             tasks.spawn(async move {
                 let _permit = gate.acquire_owned().await;
-                let one = Resolved1 { client, reference, registry };
-                let r = me.download_one(&one, &desc, &lease, Some(&report)).await.map(drop);
+                let r = me.download(&from, &desc, &lease, Some(&report)).await.map(drop);
                 let _ = tx.send(r);
             });
         }
@@ -331,21 +328,10 @@ impl Puller {
         Ok(Pulled { name: stored.to_string(), digest: res.digest.clone(), config, downloaded })
     }
 
+    /// One blob into the content store, verified; false if it was there.
     async fn download(
         &self,
-        res: &Resolved,
-        desc: &OciDescriptor,
-        lease: &Lease<'static>,
-        report: Option<&Report>,
-    ) -> Result<bool, RegistryError> {
-        let one = Resolved1 { client: res.client.clone(), reference: res.reference.clone(), registry: res.registry.clone() };
-        self.download_one(&one, desc, lease, report).await
-    }
-
-    /// One blob into the content store, verified; false if it was there.
-    async fn download_one(
-        &self,
-        from: &Resolved1,
+        from: &Source,
         desc: &OciDescriptor,
         lease: &Lease<'static>,
         report: Option<&Report>,
@@ -353,6 +339,7 @@ impl Puller {
         let digest = Digest::parse(&desc.digest)?;
         let busy = self.inflight.lock().expect("inflight").entry(digest.to_string()).or_default().clone();
         let _one = busy.lock().await;
+        let _forget = Forget { inflight: &self.inflight, key: digest.to_string(), busy: &busy };
         lease.blob(&digest);
         if self.content.has(&digest) {
             if let Some(r) = report {
@@ -390,7 +377,7 @@ impl Puller {
     /// digest that differs.
     async fn stream_into(
         &self,
-        from: &Resolved1,
+        from: &Source,
         desc: &OciDescriptor,
         digest: &Digest,
         partial: &Path,
@@ -478,8 +465,26 @@ impl Puller {
     }
 }
 
-/// Where one blob comes from.
-struct Resolved1 {
+/// Removes a blob's entry from the in-flight map when its last user is done
+/// (the map's and this download's are the only references left).
+struct Forget<'a> {
+    inflight: &'a Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    key: String,
+    busy: &'a Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        let mut map = self.inflight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if Arc::strong_count(self.busy) == 2 {
+            map.remove(&self.key);
+        }
+    }
+}
+
+/// Where an image's blobs come from.
+#[derive(Clone)]
+struct Source {
     client: Client,
     reference: Reference,
     registry: String,

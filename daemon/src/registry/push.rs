@@ -13,7 +13,6 @@ use super::hosts::{Hosts, Scheme};
 use super::pull::OCI_MANIFEST;
 use super::{name, remote, Progress, RegistryError};
 use crate::content::{ContentStore, Digest};
-use crate::images::unpack::detect;
 use crate::store::Store;
 
 pub struct Pusher {
@@ -44,20 +43,14 @@ impl Pusher {
             }
         })?;
         let config = Digest::parse(&row.config)?;
+        use crate::images::save::{compression_of, size_of};
         let mut layers = Vec::new();
         for l in &row.layers {
             let d = Digest::parse(l)?;
-            let path = self.content.path(&d);
-            let io = |op: &'static str, source| RegistryError::Io { digest: d.to_string(), op, path: path.clone(), source };
-            let size = std::fs::metadata(&path).map_err(|e| io("stat", e))?.len();
-            let mut head = [0u8; 4];
-            use std::io::Read;
-            let n = std::fs::File::open(&path).and_then(|mut f| f.read(&mut head)).map_err(|e| io("read", e))?;
-            layers.push((d, size, detect(&head[..n])));
+            let (size, compression) = (size_of(&self.content, &d)?, compression_of(&self.content, &d)?);
+            layers.push((d, size, compression));
         }
-        let config_size = std::fs::metadata(self.content.path(&config))
-            .map_err(|source| RegistryError::Io { digest: config.to_string(), op: "stat", path: self.content.path(&config), source })?
-            .len();
+        let config_size = size_of(&self.content, &config)?;
         let body = crate::images::save::manifest((&config, config_size), &layers);
         let tag = r.tag().unwrap_or("latest").to_string();
         let ep = self.hosts.endpoints(r.registry()).into_iter().find(|e| !e.mirror).expect("the registry itself is always an endpoint");
@@ -66,7 +59,7 @@ impl Pusher {
         let client = self.connect(&ep, &target, &auth).await?;
         let blobs: Vec<(Digest, u64)> =
             layers.iter().map(|(d, s, _)| (d.clone(), *s)).chain(std::iter::once((config.clone(), config_size))).collect();
-        for (d, _) in layers.iter().rev().map(|(d, s, _)| (d, s)) {
+        for (d, _, _) in layers.iter().rev() {
             send(Progress::line(short(d), "Preparing")).await?;
         }
         for (d, size) in &blobs {
@@ -126,7 +119,7 @@ impl Pusher {
 }
 
 fn short(d: &Digest) -> String {
-    d.hex().chars().take(12).collect()
+    super::pull::short(d.as_str())
 }
 
 /// A file as a stream of 1 MiB chunks.
