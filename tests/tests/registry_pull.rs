@@ -228,6 +228,31 @@ fn tls_registry_with_the_ca_in_certs_d() {
 }
 
 #[test]
+fn a_registry_that_requires_client_certs_gets_the_ones_in_certs_d() {
+    let reg = Registry::tls_with_client_certs();
+    let (d, certs) = daemon_with("");
+    d.load_busybox();
+    let name = reg.image(&format!("{}:v1", repo("mtls")));
+    d.ok(&["tag", "busybox:latest", &name]);
+    let host = reg.write_certs_d(certs.path());
+    // The CA alone is not enough: the registry asks for a client cert.
+    let key = std::fs::read(host.join("client.key")).unwrap();
+    std::fs::remove_file(host.join("client.key")).unwrap();
+    let o = d.rind(&["push", &name]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("client.cert has no client.key beside it"), "{err}");
+    std::fs::remove_file(host.join("client.cert")).unwrap();
+    assert!(!d.rind(&["push", &name]).status.success(), "no client cert: the registry refuses");
+    reg.write_certs_d(certs.path());
+    assert_eq!(std::fs::read(host.join("client.key")).unwrap(), key);
+    let pushed = d.ok(&["push", &name]);
+    assert!(pushed.contains("digest: sha256:"), "{pushed}");
+    d.ok(&["rmi", &name]);
+    d.ok(&["pull", &name]);
+    assert!(d.ok(&["run", "--rm", &name, "echo", "mtls"]).contains("mtls"));
+}
+
+#[test]
 fn login_logout_and_basic_auth_pulls() {
     let reg = Registry::htpasswd("alice", "s3cret");
     let t = tempfile::tempdir().unwrap();

@@ -98,10 +98,9 @@ impl Hosts {
 
     /// The client for `ep` over `scheme`.
     pub fn client(&self, ep: &Endpoint, scheme: Scheme) -> Result<Client, RegistryError> {
-        let roots = read_cas(&self.certs_dir.join(&ep.host), &ep.host)?;
-        if self.certs_dir.join(&ep.host).join("client.cert").exists() {
-            tracing::warn!(host = %ep.host, "client certificates in certs.d are not used: the registry client cannot present them");
-        }
+        let dir = self.certs_dir.join(&ep.host);
+        let roots = read_cas(&dir, &ep.host)?;
+        let client_identity = read_identity(&dir, &ep.host)?;
         let (https_proxy, no_proxy) = (proxy_env("HTTPS_PROXY"), proxy_env("NO_PROXY"));
         let config = ClientConfig {
             protocol: if scheme == Scheme::Http { ClientProtocol::Http } else { ClientProtocol::Https },
@@ -113,6 +112,7 @@ impl Hosts {
             user_agent: concat!("rind/", env!("CARGO_PKG_VERSION")),
             https_proxy,
             no_proxy,
+            client_identity,
             ..Default::default()
         };
         Client::try_from(config).map_err(|e| super::remote(&ep.host, e))
@@ -121,6 +121,29 @@ impl Hosts {
 
 fn proxy_env(name: &str) -> Option<String> {
     std::env::var(name).or_else(|_| std::env::var(name.to_ascii_lowercase())).ok().filter(|v| !v.is_empty())
+}
+
+/// `client.cert` with `client.key` (docker's names), PEM, as one identity;
+/// one without the other is an error naming the missing file.
+fn read_identity(dir: &Path, host: &str) -> Result<Option<Vec<u8>>, RegistryError> {
+    let (cert, key) = (dir.join("client.cert"), dir.join("client.key"));
+    let certs_error = |reason: String| RegistryError::Certs { host: host.into(), dir: dir.to_path_buf(), reason };
+    match (cert.exists(), key.exists()) {
+        (false, false) => return Ok(None),
+        (true, false) => return Err(certs_error(format!("{} has no client.key beside it", cert.display()))),
+        (false, true) => return Err(certs_error(format!("{} has no client.cert beside it", key.display()))),
+        (true, true) => {}
+    }
+    let mut pem = Vec::new();
+    for p in [&cert, &key] {
+        let data = std::fs::read(p).map_err(|e| certs_error(format!("read {}: {e}", p.display())))?;
+        if !data.windows(11).any(|w| w == b"-----BEGIN ") {
+            return Err(certs_error(format!("{} holds no PEM", p.display())));
+        }
+        pem.extend_from_slice(&data);
+        pem.push(b'\n');
+    }
+    Ok(Some(pem))
 }
 
 /// Every `*.crt` in `dir` (docker's certs.d: `ca.crt` and any other CA).
@@ -203,5 +226,20 @@ mod tests {
         let e = read_cas(d.path(), "h:5000").unwrap_err().to_string();
         assert!(e.contains("ca.crt holds no PEM certificate") && e.contains("h:5000"), "{e}");
         assert!(read_cas(&d.path().join("absent"), "h").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_client_cert_needs_its_key_and_both_are_pem() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(read_identity(d.path(), "h").unwrap().is_none());
+        std::fs::write(d.path().join("client.cert"), "-----BEGIN CERTIFICATE-----\nx\n").unwrap();
+        let e = read_identity(d.path(), "h:5000").unwrap_err().to_string();
+        assert!(e.contains("client.cert has no client.key beside it") && e.contains("h:5000"), "{e}");
+        std::fs::write(d.path().join("client.key"), "junk").unwrap();
+        let e = read_identity(d.path(), "h").unwrap_err().to_string();
+        assert!(e.contains("client.key holds no PEM"), "{e}");
+        std::fs::write(d.path().join("client.key"), "-----BEGIN PRIVATE KEY-----\ny\n").unwrap();
+        let pem = String::from_utf8(read_identity(d.path(), "h").unwrap().unwrap()).unwrap();
+        assert!(pem.contains("BEGIN CERTIFICATE") && pem.contains("BEGIN PRIVATE KEY"), "{pem}");
     }
 }
