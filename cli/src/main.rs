@@ -93,9 +93,10 @@ enum Cmd {
     Save(SaveFlags),
     /// The history of an image
     History(HistoryFlags),
-    /// Remove an image
+    /// Remove images
     Rmi {
-        name: String,
+        #[arg(required = true)]
+        names: Vec<String>,
         #[arg(short, long)]
         force: bool,
     },
@@ -253,7 +254,8 @@ enum ImageCmd {
     /// Remove dangling images (-a: every image no container uses)
     Prune(PruneFlags),
     Rm {
-        name: String,
+        #[arg(required = true)]
+        names: Vec<String>,
         #[arg(short, long)]
         force: bool,
     },
@@ -375,7 +377,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Save(f) | Cmd::Image(ImageCmd::Save(f)) => commands::save::save(&mut c, f).await,
         Cmd::History(f) | Cmd::Image(ImageCmd::History(f)) => commands::history::history(&mut c, f).await,
         Cmd::Image(ImageCmd::Prune(f)) => commands::image_prune::prune(&mut c, f).await,
-        Cmd::Rmi { name, force } | Cmd::Image(ImageCmd::Rm { name, force }) => commands::images::rmi(&mut c, name, force).await,
+        Cmd::Rmi { names, force } | Cmd::Image(ImageCmd::Rm { names, force }) => commands::images::rmi(&mut c, names, force).await,
         Cmd::Tag { source, target } | Cmd::Image(ImageCmd::Tag { source, target }) => commands::images::tag(&mut c, source, target).await,
         Cmd::Image(ImageCmd::Inspect { format, images }) => commands::images::inspect(&mut c, format.as_deref(), images).await,
         Cmd::Run { detach, flags } => commands::run::run(&mut c, detach, flags).await,

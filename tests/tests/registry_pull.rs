@@ -96,6 +96,27 @@ fn push_then_pull_round_trip_with_identical_digests() {
 }
 
 #[test]
+fn a_second_repository_mounts_the_layers_the_first_pushed() {
+    let reg = Registry::plain();
+    let (d, _certs) = daemon_with("");
+    d.load_busybox();
+    let (first, second) = (reg.image(&format!("{}:v1", repo("one"))), reg.image(&format!("{}:v1", repo("two"))));
+    d.ok(&["tag", "busybox:latest", &first]);
+    assert!(d.ok(&["push", &first]).contains("Pushed"));
+    d.ok(&["tag", "busybox:latest", &second]);
+    let out = d.ok(&["push", &second]);
+    let from = first.split_once('/').unwrap().1.rsplit_once(':').unwrap().0;
+    assert!(out.contains(&format!("Mounted from {from}")) && !out.contains("Pushed"), "{out}");
+    // rmi takes several names; one that fails does not stop the others.
+    let o = d.rind(&["rmi", "no-such-image:x", &second, &first, "busybox:latest"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-image"), "{o:?}");
+    assert!(!d.ok(&["images"]).contains("rind/"), "the others were removed");
+    d.ok(&["pull", &second]);
+    assert!(d.ok(&["run", "--rm", &second, "echo", "mounted"]).contains("mounted"));
+}
+
+#[test]
 fn run_pulls_a_missing_image_and_pull_never_does_not() {
     let reg = Registry::plain();
     let t = tempfile::tempdir().unwrap();

@@ -163,10 +163,20 @@ pub async fn images(c: &mut RindClient<Channel>, f: ImagesFlags) -> anyhow::Resu
     Ok(0)
 }
 
-pub async fn rmi(c: &mut RindClient<Channel>, name: String, force: bool) -> anyhow::Result<i32> {
-    c.remove_image(RemoveImageRequest { name: name.clone(), force }).await.map_err(status)?;
-    println!("Untagged: {name}");
-    Ok(0)
+/// Each image in turn, as docker does: one that fails is reported and the
+/// others are still removed; the exit code says whether any failed.
+pub async fn rmi(c: &mut RindClient<Channel>, names: Vec<String>, force: bool) -> anyhow::Result<i32> {
+    let mut code = 0;
+    for name in names {
+        match c.remove_image(RemoveImageRequest { name: name.clone(), force }).await {
+            Ok(_) => println!("Untagged: {name}"),
+            Err(e) => {
+                eprintln!("error: {}", status(e));
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
 }
 
 pub async fn tag(c: &mut RindClient<Channel>, source: String, target: String) -> anyhow::Result<i32> {

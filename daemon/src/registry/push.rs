@@ -57,6 +57,7 @@ impl Pusher {
         let target = ep.reference(&r);
         send(Progress::line("", format!("The push refers to repository [{}/{}]", r.registry(), r.repository()))).await?;
         let client = self.connect(&ep, &target, &auth).await?;
+        let others = self.store.lock().unwrap_or_else(std::sync::PoisonError::into_inner).images()?;
         let blobs: Vec<(Digest, u64)> =
             layers.iter().map(|(d, s, _)| (d.clone(), *s)).chain(std::iter::once((config.clone(), config_size))).collect();
         for (d, _, _) in layers.iter().rev() {
@@ -67,6 +68,12 @@ impl Pusher {
             if client.blob_exists(&target, d.as_str()).await.map_err(|e| remote(&ep.host, e))? {
                 if is_layer {
                     send(Progress::line(short(d), "Layer already exists")).await?;
+                }
+                continue;
+            }
+            if let Some(from) = self.mount(&client, &target, d, &others).await {
+                if is_layer {
+                    send(Progress::line(short(d), format!("Mounted from {from}"))).await?;
                 }
                 continue;
             }
@@ -98,6 +105,21 @@ impl Pusher {
         Ok(Pushed { digest, size: body.len() })
     }
 
+    /// Asks the registry to mount `d` from another of its repositories that
+    /// an image here names (a cross-repository mount: no bytes sent). The
+    /// repository mounted from, or None when no candidate was accepted; a
+    /// refused mount (202, or 401 for a token without pull rights there)
+    /// only means the blob is uploaded.
+    async fn mount(&self, client: &Client, target: &Reference, d: &Digest, images: &[crate::store::ImageRow]) -> Option<String> {
+        for from in mount_sources(target, d, images) {
+            match client.mount_blob(target, &from, d.as_str()).await {
+                Ok(()) => return Some(from.repository().to_string()),
+                Err(e) => tracing::debug!(blob = %d, from = %from, error = %e, "cross-repository mount refused"),
+            }
+        }
+        None
+    }
+
     /// A client with push rights for `target`; an insecure endpoint falls
     /// back to plain HTTP when HTTPS does not connect.
     async fn connect(&self, ep: &super::hosts::Endpoint, target: &Reference, auth: &RegistryAuth) -> Result<Client, RegistryError> {
@@ -118,6 +140,22 @@ impl Pusher {
     }
 }
 
+/// The repositories of `target`'s registry, other than its own, that an
+/// image here holding `d` names: where a mount may find it (pure).
+fn mount_sources(target: &Reference, d: &Digest, images: &[crate::store::ImageRow]) -> Vec<Reference> {
+    let mut out: Vec<Reference> = Vec::new();
+    for row in images.iter().filter(|row| row.layers.iter().any(|l| l == d.as_str()) || row.config == d.as_str()) {
+        let Ok(r) = name::parse(&row.name) else { continue };
+        if r.registry() == target.registry()
+            && r.repository() != target.repository()
+            && !out.iter().any(|o| o.repository() == r.repository())
+        {
+            out.push(r);
+        }
+    }
+    out
+}
+
 fn short(d: &Digest) -> String {
     super::pull::short(d.as_str())
 }
@@ -136,4 +174,40 @@ fn tokio_util_stream(file: tokio::fs::File) -> impl futures_util::Stream<Item = 
             Err(e) => Some((Err(e), f)),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ImageRow;
+
+    fn row(name: &str, layers: &[&str]) -> ImageRow {
+        ImageRow {
+            name: name.into(),
+            config: format!("sha256:{}", "c".repeat(64)),
+            layers: layers.iter().map(|s| s.to_string()).collect(),
+            created: String::new(),
+        }
+    }
+
+    #[test]
+    fn mounts_come_from_other_repositories_of_the_same_registry_holding_the_blob() {
+        let (a, b) = (format!("sha256:{}", "a".repeat(64)), format!("sha256:{}", "b".repeat(64)));
+        let images = [
+            row("127.0.0.1:5000/x/one:v1", &[&a]),
+            row("127.0.0.1:5000/x/one:v2", &[&a]),
+            row("127.0.0.1:5000/x/target:old", &[&a]),
+            row("127.0.0.1:5001/x/other:v1", &[&a]),
+            row("127.0.0.1:5000/x/two:v1", &[&b]),
+            row("busybox:latest", &[&a]),
+        ];
+        let target = name::parse("127.0.0.1:5000/x/target:v1").unwrap();
+        let got: Vec<String> =
+            mount_sources(&target, &Digest::parse(&a).unwrap(), &images).iter().map(|r| r.repository().to_string()).collect();
+        assert_eq!(got, ["x/one"]);
+        let docker = name::parse("docker.io/me/app:v1").unwrap();
+        let got: Vec<String> =
+            mount_sources(&docker, &Digest::parse(&a).unwrap(), &images).iter().map(|r| r.repository().to_string()).collect();
+        assert_eq!(got, ["library/busybox"]);
+    }
 }
