@@ -10,6 +10,7 @@
 //! max_layer_size = "64GiB"      # uncompressed, per image layer: `load` refuses larger
 //! max_concurrent_downloads = 3  # layers a pull downloads at once
 //! certs_dir = "/etc/rind/certs.d"  # HOST[:PORT]/ca.crt, client.cert, client.key (docker's layout)
+//! registry_timeout = 60         # seconds a registry may stay silent before its request fails
 //!
 //! [registries."docker.io"]
 //! mirrors = ["http://127.0.0.1:5000"]  # tried in order before the registry itself
@@ -50,6 +51,7 @@ pub struct Config {
     pub max_layer_size: Option<ByteSize>,
     pub max_concurrent_downloads: Option<usize>,
     pub certs_dir: Option<PathBuf>,
+    pub registry_timeout: Option<u64>,
     #[serde(default)]
     pub registries: std::collections::BTreeMap<String, RegistryConfig>,
 }

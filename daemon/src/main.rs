@@ -111,7 +111,11 @@ fn main() -> anyhow::Result<()> {
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
-        let hosts = Arc::new(rindd::registry::hosts::Hosts::new(file.registries.clone(), file.certs_dir.clone()));
+        let hosts = Arc::new(rindd::registry::hosts::Hosts::new(
+            file.registries.clone(),
+            file.certs_dir.clone(),
+            std::time::Duration::from_secs(file.registry_timeout.unwrap_or(60).max(1)),
+        ));
         let puller = Arc::new(rindd::registry::pull::Puller::new(
             root.clone(),
             content.clone(),

@@ -21,6 +21,9 @@ pub enum Blob {
     Unavailable(usize),
     /// 307 to the same server on another port (a CDN, say).
     Redirect,
+    /// For the first `n` requests: the headers, half the body, then
+    /// silence (until the registry drops); then the blob.
+    Hang(usize),
 }
 
 pub struct FakeRegistry {
@@ -84,7 +87,8 @@ impl FakeRegistry {
                 match listener.accept() {
                     Ok((s, _)) => {
                         let (content, seen, failures, cdn) = (content.clone(), seen2.clone(), failures.clone(), cdn_addr.clone());
-                        std::thread::spawn(move || answer(s, &content, blob, &seen, &failures, cdn.as_deref()));
+                        let stop = stop2.clone();
+                        std::thread::spawn(move || answer(s, &content, blob, &seen, &failures, cdn.as_deref(), &stop));
                     }
                     Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
                 }
@@ -113,7 +117,15 @@ impl Drop for FakeRegistry {
     }
 }
 
-fn answer(mut s: TcpStream, c: &Content, blob: Blob, seen: &Mutex<Vec<String>>, failures: &AtomicUsize, cdn: Option<&str>) {
+fn answer(
+    mut s: TcpStream,
+    c: &Content,
+    blob: Blob,
+    seen: &Mutex<Vec<String>>,
+    failures: &AtomicUsize,
+    cdn: Option<&str>,
+    stop: &AtomicBool,
+) {
     s.set_nonblocking(false).unwrap();
     let mut r = BufReader::new(s.try_clone().unwrap());
     loop {
@@ -159,6 +171,13 @@ fn answer(mut s: TcpStream, c: &Content, blob: Blob, seen: &Mutex<Vec<String>>, 
                 Blob::Redirect if is_layer => {
                     let to = format!("Location: http://{}{path}\r\n", cdn.unwrap());
                     reply(&mut s, "307 Temporary Redirect", &to, b"", 0);
+                }
+                Blob::Hang(n) if is_layer && failures.fetch_add(1, Ordering::SeqCst) < n => {
+                    reply(&mut s, "200 OK", "", &data[..data.len() / 2], data.len());
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                    return;
                 }
                 _ => reply(&mut s, "200 OK", "", data, data.len()),
             }

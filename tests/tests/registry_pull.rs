@@ -350,6 +350,30 @@ fn a_registry_that_sends_too_much_is_cut_at_the_size() {
 }
 
 #[test]
+fn a_registry_that_goes_silent_times_out_and_nothing_is_kept() {
+    let reg = FakeRegistry::start(Blob::Hang(usize::MAX));
+    let (d, _certs) = daemon_with("registry_timeout = 1\n");
+    let o = d.rind(&["pull", &format!("{}/x:v1", reg.addr())]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains(&format!("blob {}", reg.layer())) && e.contains("timed out"), "{e}");
+    let tries = reg.requests().iter().filter(|r| r.ends_with(&reg.layer())).count();
+    assert!(tries > 1, "a silent registry is tried again: {:?}", reg.requests());
+    assert_eq!(d.ok(&["images", "-q"]), "");
+    assert_eq!(blobs(&d), 0, "nothing kept");
+    // What arrived waits in the ingest directory for the next pull to resume.
+    let partial = d.root().join("content/ingest").join(format!("pull-{}", reg.layer().trim_start_matches("sha256:")));
+    assert!(std::fs::metadata(&partial).is_ok_and(|m| m.len() > 0), "{}", partial.display());
+    // Silent once, then answering: the pull goes on.
+    let reg = FakeRegistry::start(Blob::Hang(1));
+    let name = format!("{}/x:v1", reg.addr());
+    d.ok(&["pull", &name]);
+    let gets = reg.requests().iter().filter(|r| r.ends_with(&reg.layer())).count();
+    assert_eq!(gets, 2, "one silent answer, then the blob: {:?}", reg.requests());
+    assert_eq!(d.ok(&["run", "--rm", &name, "cat", "/hello"]), "from the fake registry\n");
+}
+
+#[test]
 fn a_registry_that_fails_for_a_while_is_tried_again() {
     let reg = FakeRegistry::start(Blob::Unavailable(2));
     let (d, _certs) = daemon_with("");

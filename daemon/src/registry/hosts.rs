@@ -85,11 +85,13 @@ pub fn plan(registry: &str, config: &BTreeMap<String, RegistryConfig>) -> Vec<En
 pub struct Hosts {
     config: BTreeMap<String, RegistryConfig>,
     certs_dir: PathBuf,
+    /// How long a registry may stay silent (connect, or between reads).
+    timeout: Duration,
 }
 
 impl Hosts {
-    pub fn new(config: BTreeMap<String, RegistryConfig>, certs_dir: Option<PathBuf>) -> Hosts {
-        Hosts { config, certs_dir: certs_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_CERTS_DIR)) }
+    pub fn new(config: BTreeMap<String, RegistryConfig>, certs_dir: Option<PathBuf>, timeout: Duration) -> Hosts {
+        Hosts { config, certs_dir: certs_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_CERTS_DIR)), timeout }
     }
 
     pub fn endpoints(&self, registry: &str) -> Vec<Endpoint> {
@@ -106,8 +108,8 @@ impl Hosts {
             protocol: if scheme == Scheme::Http { ClientProtocol::Http } else { ClientProtocol::Https },
             accept_invalid_certificates: ep.insecure && !loopback(&ep.host),
             extra_root_certificates: roots,
-            connect_timeout: Some(Duration::from_secs(30)),
-            read_timeout: Some(Duration::from_secs(60)),
+            connect_timeout: Some(self.timeout.min(Duration::from_secs(30))),
+            read_timeout: Some(self.timeout),
             platform_resolver: None,
             user_agent: concat!("rind/", env!("CARGO_PKG_VERSION")),
             https_proxy,

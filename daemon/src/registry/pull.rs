@@ -422,14 +422,14 @@ impl Puller {
         // Network chunks are a few KiB: written in MiBs, not one blocking-pool trip each.
         let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
         while let Some(chunk) = stream.stream.next().await {
-            let chunk = chunk.map_err(|e| {
-                // oci-client checks a whole blob's digest itself, at its end.
-                if e.to_string().contains("Invalid digest") {
-                    RegistryError::Blob { digest: digest.to_string(), reason: format!("digest mismatch: {e}") }
-                } else {
-                    RegistryError::Remote { registry: from.registry.clone(), message: format!("body of blob {digest}: {e}") }
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    // What arrived is kept for the next attempt to resume from.
+                    let _ = file.flush().await;
+                    return Err(body_error(from, digest, e));
                 }
-            })?;
+            };
             if have + chunk.len() as u64 > size {
                 return Err(RegistryError::Blob {
                     digest: digest.to_string(),
@@ -462,6 +462,19 @@ impl Puller {
             });
         }
         Ok(())
+    }
+}
+
+/// A broken blob body: a digest mismatch (oci-client checks a whole blob's
+/// digest itself, at its end) or the transport's error.
+fn body_error(from: &Source, digest: &Digest, e: std::io::Error) -> RegistryError {
+    if e.to_string().contains("Invalid digest") {
+        RegistryError::Blob { digest: digest.to_string(), reason: format!("digest mismatch: {e}") }
+    } else {
+        RegistryError::Remote {
+            registry: from.registry.clone(),
+            message: format!("body of blob {digest}: {}", rind_common::error::chain(&e)),
+        }
     }
 }
 
