@@ -93,6 +93,15 @@ fn push_then_pull_round_trip_with_identical_digests() {
     // By digest, the same image.
     let by_digest = format!("{}@{digest}", name.rsplit_once(':').unwrap().0);
     assert!(d.ok(&["pull", "-q", &by_digest]).contains(&digest));
+    // Pulled by tag, the image knows its repository digest (docker's RepoDigests).
+    let inspect: serde_json::Value = serde_json::from_str(&d.ok(&["image", "inspect", &name])).unwrap();
+    assert_eq!(inspect[0]["RepoDigests"], serde_json::json!([by_digest]), "{inspect}");
+    let listed = d.ok(&["images", "--digests", "--format", "{{.Repository}} {{.Tag}} {{.Digest}}"]);
+    let repo_name = name.rsplit_once(':').unwrap().0;
+    assert!(listed.lines().any(|l| l == format!("{repo_name} v1 {digest}")), "{listed}");
+    // The last tag of the repository goes, and its digest reference with it.
+    d.ok(&["rmi", &name]);
+    assert_eq!(d.ok(&["images", "-q"]), "", "{}", d.ok(&["images", "--digests"]));
 }
 
 #[test]

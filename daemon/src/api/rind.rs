@@ -419,7 +419,7 @@ impl Rind for RindApi {
                     users.join(", ")
                 )));
             }
-            store.delete_image(&req.name).map_err(internal)?
+            !images::untag(&mut store, &req.name).map_err(internal)?.is_empty()
         };
         // What only this image used goes now, with no daemon-wide lock held.
         let (root, content, store) = (self.root.clone(), self.content.clone(), self.store.clone());
@@ -521,19 +521,20 @@ impl Rind for RindApi {
             .or_else(|| store.image(&format!("{name}:latest")).ok().flatten())
             .ok_or_else(|| Status::not_found(format!("no such image: {name}")))?;
         // A dangling image's row is named by its id: no tag.
-        let tags: Vec<String> = store
+        let (digests, tags): (Vec<String>, Vec<String>) = store
             .images()
             .map_err(internal)?
             .into_iter()
             .filter(|i| i.config == row.config && i.name != i.config)
             .map(|i| i.name)
-            .collect();
+            .partition(|n| n.contains('@'));
         drop(store);
         let digest = crate::content::Digest::parse(&row.config).map_err(internal)?;
         let config: serde_json::Value = serde_json::from_slice(&self.content.read(&digest).map_err(internal)?).map_err(internal)?;
         let json = serde_json::json!([{
             "Id": row.config,
             "RepoTags": tags,
+            "RepoDigests": digests,
             "Created": config.get("created").cloned().unwrap_or_default(),
             "Architecture": config.get("architecture").cloned().unwrap_or_default(),
             "Os": config.get("os").cloned().unwrap_or_default(),

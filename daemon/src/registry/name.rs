@@ -42,6 +42,11 @@ pub fn familiar(r: &Reference) -> String {
     }
 }
 
+/// `r`'s repository with `digest` (docker's RepoDigest: `busybox@sha256:…`).
+pub fn familiar_with_digest(r: &Reference, digest: &str) -> String {
+    familiar(&Reference::with_digest(r.registry().to_string(), r.repository().to_string(), digest.to_string()))
+}
+
 /// The repository part docker prints in "Pulling from library/busybox".
 pub fn path(r: &Reference) -> &str {
     r.repository()
@@ -50,6 +55,13 @@ pub fn path(r: &Reference) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repo_digests_keep_the_repository_and_drop_the_tag() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(familiar_with_digest(&parse("busybox:1.36").unwrap(), &d), format!("busybox@{d}"));
+        assert_eq!(familiar_with_digest(&parse("127.0.0.1:5000/a/b:v1").unwrap(), &d), format!("127.0.0.1:5000/a/b@{d}"));
+    }
 
     #[test]
     fn docker_names_normalise_and_shorten_again() {

@@ -114,7 +114,8 @@ impl Puller {
         report.send(Progress::line(what, format!("Pulling from {}", name::path(&r)))).await?;
         let resolved = self.resolve_any(&r, &platform, &auth).await?;
         let stored = name::familiar(&r);
-        let pulled = self.fetch(&resolved, &stored, wanted.as_ref(), &report).await?;
+        let repo_digest = r.digest().is_none().then(|| name::familiar_with_digest(&r, &resolved.digest));
+        let pulled = self.fetch(&resolved, &stored, repo_digest, wanted.as_ref(), &report).await?;
         report.send(Progress::line("", format!("Digest: {}", resolved.digest))).await?;
         let status = if pulled.downloaded { "Downloaded newer image for" } else { "Image is up to date for" };
         report.send(Progress::line("", format!("Status: {status} {stored}"))).await?;
@@ -218,6 +219,7 @@ impl Puller {
         self: &Arc<Self>,
         res: &Resolved,
         stored: &str,
+        repo_digest: Option<String>,
         wanted: Option<&Platform>,
         report: &Report,
     ) -> Result<Pulled, RegistryError> {
@@ -324,6 +326,10 @@ impl Puller {
         downloaded |= before.as_ref().map(|b| b.config != row.config).unwrap_or(true);
         // A tag that moves leaves the old image dangling, as docker does.
         crate::services::images::record(&mut store, &row)?;
+        // Pulled by tag: the manifest's digest is a name too (docker's RepoDigests).
+        if let Some(by_digest) = repo_digest {
+            crate::services::images::record(&mut store, &ImageRow { name: by_digest, ..row })?;
+        }
         drop(store);
         Ok(Pulled { name: stored.to_string(), digest: res.digest.clone(), config, downloaded })
     }

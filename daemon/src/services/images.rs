@@ -240,6 +240,39 @@ pub fn record(store: &mut Store, row: &ImageRow) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Removes the name `name` (a tag or a digest reference); when it was the
+/// last tag of its repository on that image, the repository's digest
+/// references to the image go too, as docker's rmi does. The names removed.
+pub fn untag(store: &mut Store, name: &str) -> Result<Vec<String>, StoreError> {
+    let Some(row) = store.image(name)? else { return Ok(Vec::new()) };
+    store.delete_image(name)?;
+    let mut gone = vec![name.to_string()];
+    let Some((repo, _)) = split_name(name).filter(|(_, is_digest)| !is_digest) else { return Ok(gone) };
+    let same_repo: Vec<(String, bool)> = store
+        .images()?
+        .into_iter()
+        .filter(|r| r.config == row.config)
+        .filter_map(|r| split_name(&r.name).filter(|(rp, _)| *rp == repo).map(|(_, d)| (r.name.clone(), d)))
+        .collect();
+    if same_repo.iter().all(|(_, is_digest)| *is_digest) {
+        for (n, _) in same_repo {
+            store.delete_image(&n)?;
+            gone.push(n);
+        }
+    }
+    Ok(gone)
+}
+
+/// A name's repository, and whether the name is a digest reference
+/// (`repo@sha256:…`) rather than a tag (`repo:tag`); None for a bare id.
+fn split_name(name: &str) -> Option<(&str, bool)> {
+    if let Some((repo, _)) = name.split_once('@') {
+        return Some((repo, true));
+    }
+    let slash = name.rfind('/').map_or(0, |i| i + 1);
+    name[slash..].rfind(':').map(|i| (&name[..slash + i], false)).filter(|(repo, _)| !repo.is_empty() && *repo != "sha256")
+}
+
 /// Records an image that comes without a name (an archive saved by id) as
 /// dangling, unless a name already refers to it.
 fn record_unnamed(store: &mut Store, row: &ImageRow) -> Result<(), StoreError> {
@@ -974,6 +1007,26 @@ mod tests {
         assert!(tags.matches_reference("app:v1") && !tags.matches_reference("busybox:latest"));
         let port = Filters { dangling: None, references: vec!["127.0.0.1:5000/*".into()] };
         assert!(port.matches_reference("127.0.0.1:5000/app:v2"));
+    }
+
+    #[test]
+    fn untagging_the_last_tag_of_a_repository_drops_its_digest_references() {
+        let f = fixture();
+        f.load(&simple("busybox:latest", "a"));
+        let mut store = lock(&f.store);
+        let row = store.image("busybox:latest").unwrap().unwrap();
+        let digest = format!("busybox@sha256:{}", "f".repeat(64));
+        for n in ["busybox:1", digest.as_str(), "other:1", "127.0.0.1:5000/busybox:1"] {
+            record(&mut store, &ImageRow { name: n.into(), ..row.clone() }).unwrap();
+        }
+        assert_eq!(untag(&mut store, "busybox:latest").unwrap(), ["busybox:latest"], "busybox:1 still names it");
+        assert_eq!(untag(&mut store, "busybox:1").unwrap(), ["busybox:1".to_string(), digest.clone()]);
+        let left: Vec<String> = store.images().unwrap().into_iter().map(|r| r.name).collect();
+        assert_eq!(left, ["127.0.0.1:5000/busybox:1", "other:1"]);
+        assert_eq!(untag(&mut store, "nothing:1").unwrap(), Vec::<String>::new());
+        assert_eq!(split_name("127.0.0.1:5000/a/b:v1"), Some(("127.0.0.1:5000/a/b", false)));
+        assert_eq!(split_name("127.0.0.1:5000/a/b"), None);
+        assert_eq!(split_name(&row.config), None);
     }
 
     #[test]
