@@ -126,6 +126,24 @@ fn a_second_repository_mounts_the_layers_the_first_pushed() {
 }
 
 #[test]
+fn on_a_terminal_pull_draws_bars_on_stdout() {
+    let reg = Registry::plain();
+    let t = tempfile::tempdir().unwrap();
+    let name = format!("{}:v1", repo("tty"));
+    reg.push_oci_archive(&busybox_archive(t.path()), &name);
+    let (d, _certs) = daemon_with("");
+    // script(1) gives rind a terminal; its stdout is what the terminal showed.
+    let line = format!("{} -H {} pull {} 2>/dev/null", workspace_bin("rind").display(), d.host(), reg.image(&name));
+    let o = std::process::Command::new("script").args(["-qec", &line, "/dev/null"]).stdin(Stdio::null()).output().unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let shown = stdout(&o);
+    assert!(shown.contains("\x1b["), "a terminal gets escapes: {shown:?}");
+    for want in ["Pull complete", "Digest: sha256:", "Status: Downloaded newer image"] {
+        assert!(shown.contains(want), "{want:?} in {shown:?}");
+    }
+}
+
+#[test]
 fn run_pulls_a_missing_image_and_pull_never_does_not() {
     let reg = Registry::plain();
     let t = tempfile::tempdir().unwrap();

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io::IsTerminal;
 
 use anyhow::Context;
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rind_api::v1::rind_client::RindClient;
 use rind_api::v1::{PullImageRequest, PullProgress};
 use tonic::transport::Channel;
@@ -93,7 +93,9 @@ pub struct View {
 
 impl View {
     pub fn new(show: Show) -> View {
-        View { show, multi: MultiProgress::new(), bars: HashMap::new(), last: HashMap::new() }
+        // Bars on stdout, as docker draws them (indicatif's default is stderr).
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
+        View { show, multi, bars: HashMap::new(), last: HashMap::new() }
     }
 
     pub fn show(&mut self, p: &PullProgress) {
