@@ -11,6 +11,8 @@ use crate::{image, make_rootfs, require_root, stderr, stdout, wait_until, worksp
 pub struct Daemon {
     pub child: Option<Child>,
     pub dir: tempfile::TempDir,
+    /// Environment rindd starts with, beside the test's own.
+    pub env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -20,10 +22,16 @@ impl Daemon {
 
     /// A rindd whose config.toml holds `toml`.
     pub fn start_with_config(toml: &str) -> Daemon {
+        Daemon::start_with_env(toml, &[])
+    }
+
+    /// A rindd whose config.toml holds `toml`, started with `env` set.
+    pub fn start_with_env(toml: &str, env: &[(&str, &str)]) -> Daemon {
         require_root();
         let dir = tempfile::Builder::new().prefix("rindd").tempdir_in("/run").unwrap();
         std::fs::write(dir.path().join("config.toml"), toml).unwrap();
-        let mut d = Daemon { child: None, dir };
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut d = Daemon { child: None, dir, env };
         d.spawn();
         d
     }
@@ -49,6 +57,7 @@ impl Daemon {
             .arg(self.state())
             .arg("--config")
             .arg(self.dir.path().join("config.toml"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

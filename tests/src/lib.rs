@@ -353,6 +353,7 @@ pub mod daemon;
 pub mod engines;
 pub mod fake_registry;
 pub mod image;
+pub mod proxy;
 pub mod registry;
 
 /// Receives one fd sent with SCM_RIGHTS, and the bytes that came with it.

@@ -126,6 +126,26 @@ fn a_second_repository_mounts_the_layers_the_first_pushed() {
 }
 
 #[test]
+fn pulls_go_through_the_proxy_the_environment_names_unless_no_proxy_says_not() {
+    let reg = Registry::plain();
+    let t = tempfile::tempdir().unwrap();
+    let name = format!("{}:v1", repo("proxy"));
+    reg.push_oci_archive(&busybox_archive(t.path()), &name);
+    let proxy = rind_tests::proxy::Proxy::start();
+    let certs = tempfile::Builder::new().prefix("certs").tempdir_in("/run").unwrap();
+    let config = format!("debug = false\ncerts_dir = \"{}\"\n", certs.path().display());
+    let d = Daemon::start_with_env(&config, &[("HTTP_PROXY", &proxy.url()), ("HTTPS_PROXY", &proxy.url()), ("NO_PROXY", "")]);
+    d.ok(&["pull", &reg.image(&name)]);
+    let manifest = format!("GET http://{}/v2/{}/manifests/v1 HTTP/1.1", reg.addr(), name.split_once(':').unwrap().0);
+    assert!(proxy.seen().contains(&manifest), "{manifest:?} in {:?}", proxy.seen());
+    drop(d);
+    let (before, host) = (proxy.seen().len(), reg.addr().split_once(':').unwrap().0.to_string());
+    let d = Daemon::start_with_env(&config, &[("HTTP_PROXY", &proxy.url()), ("NO_PROXY", &host)]);
+    d.ok(&["pull", &reg.image(&name)]);
+    assert_eq!(proxy.seen().len(), before, "NO_PROXY={host} goes direct: {:?}", proxy.seen());
+}
+
+#[test]
 fn on_a_terminal_pull_draws_bars_on_stdout() {
     let reg = Registry::plain();
     let t = tempfile::tempdir().unwrap();

@@ -103,7 +103,7 @@ impl Hosts {
         let dir = self.certs_dir.join(&ep.host);
         let roots = read_cas(&dir, &ep.host)?;
         let client_identity = read_identity(&dir, &ep.host)?;
-        let (https_proxy, no_proxy) = (proxy_env("HTTPS_PROXY"), proxy_env("NO_PROXY"));
+        let (https_proxy, http_proxy, no_proxy) = (proxy_env("HTTPS_PROXY"), proxy_env("HTTP_PROXY"), proxy_env("NO_PROXY"));
         let config = ClientConfig {
             protocol: if scheme == Scheme::Http { ClientProtocol::Http } else { ClientProtocol::Https },
             accept_invalid_certificates: ep.insecure && !loopback(&ep.host),
@@ -113,6 +113,7 @@ impl Hosts {
             platform_resolver: None,
             user_agent: concat!("rind/", env!("CARGO_PKG_VERSION")),
             https_proxy,
+            http_proxy,
             no_proxy,
             client_identity,
             ..Default::default()
