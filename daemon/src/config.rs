@@ -11,6 +11,9 @@
 //! max_concurrent_downloads = 3  # layers a pull downloads at once
 //! certs_dir = "/etc/rind/certs.d"  # HOST[:PORT]/ca.crt, client.cert, client.key (docker's layout)
 //! registry_timeout = 60         # seconds a registry may stay silent before its request fails
+//! bridge = "default"            # "none": no networks; containers get --network none (docker's -b none)
+//! bridge_subnet = "172.30.0.0/16"  # the default network's, when rindd first writes it
+//! cni_plugin_dirs = ["/usr/lib/cni", "/opt/cni/bin"]
 //!
 //! [registries."docker.io"]
 //! mirrors = ["http://127.0.0.1:5000"]  # tried in order before the registry itself
@@ -52,6 +55,9 @@ pub struct Config {
     pub max_concurrent_downloads: Option<usize>,
     pub certs_dir: Option<PathBuf>,
     pub registry_timeout: Option<u64>,
+    pub bridge: Option<String>,
+    pub bridge_subnet: Option<String>,
+    pub cni_plugin_dirs: Option<Vec<PathBuf>>,
     #[serde(default)]
     pub registries: std::collections::BTreeMap<String, RegistryConfig>,
 }

@@ -90,6 +90,15 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("tokio runtime")?;
     rt.block_on(async {
         let (containers, kicks) = Containers::new(paths, store.clone(), content.clone(), shim);
+        if file.bridge.as_deref() != Some("none") {
+            let dirs = file
+                .cni_plugin_dirs
+                .clone()
+                .unwrap_or_else(|| rindd::network::DEFAULT_PLUGIN_DIRS.iter().map(std::path::PathBuf::from).collect());
+            let subnet = file.bridge_subnet.as_deref().unwrap_or(rindd::network::DEFAULT_SUBNET);
+            let nets = rindd::network::Networks::open(&root, &state, dirs, subnet).context("networks")?;
+            let _ = containers.networks.set(Arc::new(nets));
+        }
         // Events first: shims that exited while we were down deliver their TaskExit now.
         let _events = rindd::events::serve(&events_sock, containers.clone()).await?;
         let t0 = std::time::Instant::now();

@@ -13,6 +13,68 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     /// Environment rindd starts with, beside the test's own.
     pub env: Vec<(String, String)>,
+    /// The network namespace rindd runs in (networked daemons only).
+    pub netns: Option<TestNetns>,
+}
+
+/// A network namespace the test makes (`ip netns add`, loopback up) and
+/// deletes on Drop: bridges, veths and firewall rules made in it die with it.
+pub struct TestNetns {
+    pub name: String,
+}
+
+impl TestNetns {
+    #[allow(clippy::new_without_default)] // each call makes a namespace: not a value to default to
+    pub fn new() -> TestNetns {
+        let name = crate::unique_id("rindnet");
+        let run = |args: &[&str]| {
+            let o = Command::new("ip").args(args).output().unwrap();
+            assert!(o.status.success(), "ip {args:?}: {}", stderr(&o));
+        };
+        run(&["netns", "add", &name]);
+        let ns = TestNetns { name };
+        run(&["-n", &ns.name, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.name)
+    }
+
+    /// `args` run inside the namespace (as the host side of rindd's containers).
+    pub fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net={}", self.path().display())).arg("--").arg(program);
+        c
+    }
+
+    /// Runs `f` on a thread inside the namespace (sockets it opens are
+    /// the namespace's).
+    pub fn run_in<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = self.path();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let ns = std::fs::File::open(&path).unwrap();
+                nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                f()
+            })
+            .join()
+            .unwrap()
+        })
+    }
+
+    /// `ip -n NAME …` output, failing the test if ip fails.
+    pub fn ip(&self, args: &[&str]) -> String {
+        let o = Command::new("ip").arg("-n").arg(&self.name).args(args).output().unwrap();
+        assert!(o.status.success(), "ip {args:?}: {}", stderr(&o));
+        stdout(&o)
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
 }
 
 impl Daemon {
@@ -21,17 +83,36 @@ impl Daemon {
     }
 
     /// A rindd whose config.toml holds `toml`.
+    /// A rindd whose config.toml holds `toml`; without networks (`bridge =
+    /// "none"`) unless `toml` says otherwise: only the network tests, in
+    /// namespaces of their own, make bridges and firewall rules.
     pub fn start_with_config(toml: &str) -> Daemon {
         Daemon::start_with_env(toml, &[])
+    }
+
+    /// A rindd with networks (the default bridge unless `toml` says more),
+    /// run in a network namespace of the test's own.
+    pub fn start_networked(toml: &str) -> Daemon {
+        require_root();
+        let dir = tempfile::Builder::new().prefix("rindd").tempdir_in("/run").unwrap();
+        std::fs::write(dir.path().join("config.toml"), toml).unwrap();
+        let mut d = Daemon { child: None, dir, env: Vec::new(), netns: Some(TestNetns::new()) };
+        d.spawn();
+        d
     }
 
     /// A rindd whose config.toml holds `toml`, started with `env` set.
     pub fn start_with_env(toml: &str, env: &[(&str, &str)]) -> Daemon {
         require_root();
         let dir = tempfile::Builder::new().prefix("rindd").tempdir_in("/run").unwrap();
+        let toml = if toml.lines().any(|l| l.trim_start().starts_with("bridge")) {
+            toml.to_string()
+        } else {
+            format!("bridge = \"none\"\n{toml}")
+        };
         std::fs::write(dir.path().join("config.toml"), toml).unwrap();
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let mut d = Daemon { child: None, dir, env };
+        let mut d = Daemon { child: None, dir, env, netns: None };
         d.spawn();
         d
     }
@@ -50,7 +131,15 @@ impl Daemon {
             std::fs::write(self.dir.path().join("config.toml"), "debug = false\n").unwrap();
         }
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("rindd.log")).unwrap();
-        let child = Command::new(workspace_bin("rindd"))
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.path().display())).arg("--").arg(workspace_bin("rindd"));
+                c
+            }
+            None => Command::new(workspace_bin("rindd")),
+        };
+        let child = cmd
             .arg("--root")
             .arg(self.root())
             .arg("--state")

@@ -64,9 +64,15 @@ pub struct CreateFlags {
     pub privileged: bool,
     #[arg(long = "security-opt")]
     pub security_opt: Vec<String>,
-    /// none or host
-    #[arg(long, default_value = "none")]
+    /// bridge (the default), none, host, or a network's name
+    #[arg(long, alias = "net", default_value = "")]
     pub network: String,
+    /// Publish a container's port: [IP:][HOSTPORT:]CONTAINERPORT[/PROTO]
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// Publish every port the image EXPOSEs, on free host ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
     /// no, always, unless-stopped, on-failure[:N]
     #[arg(long, default_value = "no", value_parser = format::parse_restart)]
     pub restart: format::Restart,
@@ -180,5 +186,7 @@ pub fn create_request(f: &CreateFlags) -> anyhow::Result<CreateContainerRequest>
         auto_remove: f.rm,
         stop_signal: f.stop_signal.clone().unwrap_or_default(),
         stop_timeout: f.stop_timeout.unwrap_or(-1),
+        publish: f.publish.clone(),
+        publish_all: f.publish_all,
     })
 }

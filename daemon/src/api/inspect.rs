@@ -2,12 +2,45 @@
 
 use serde_json::{json, Value};
 
+use crate::network::Attachment;
 use crate::services::containers::{Config, ContainerError, Paths};
 use crate::store::{format_time, ContainerRow, Status};
 
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
-pub fn container_json(row: &ContainerRow, paths: &Paths) -> Result<Value, ContainerError> {
+/// Docker's NetworkSettings from the network's kept attachment (pure).
+fn network_settings(c: &Config, attached: Option<&Attachment>) -> Value {
+    let addr = attached.and_then(Attachment::address).unwrap_or_default();
+    let mut ports = serde_json::Map::new();
+    for p in &c.run.ports {
+        let ip = if p.host_ip.is_empty() { "0.0.0.0" } else { p.host_ip.as_str() };
+        let entry = ports.entry(p.key()).or_insert_with(|| json!([]));
+        entry.as_array_mut().expect("array").push(json!({"HostIp": ip, "HostPort": p.host_port.to_string()}));
+    }
+    let mut networks = serde_json::Map::new();
+    if let Some(a) = attached {
+        networks.insert(
+            a.network.clone(),
+            json!({
+                "NetworkID": a.network,
+                "IPAddress": addr.ip,
+                "IPPrefixLen": addr.prefix_len,
+                "Gateway": addr.gateway,
+                "MacAddress": addr.mac,
+            }),
+        );
+    }
+    json!({
+        "IPAddress": addr.ip,
+        "IPPrefixLen": addr.prefix_len,
+        "Gateway": addr.gateway,
+        "MacAddress": addr.mac,
+        "Ports": ports,
+        "Networks": networks,
+    })
+}
+
+pub fn container_json(row: &ContainerRow, paths: &Paths, attached: Option<&Attachment>) -> Result<Value, ContainerError> {
     let c = Config::of(row)?;
     let spec: oci_spec::runtime::Spec = serde_json::from_str(&row.spec).unwrap_or_default();
     let process = spec.process().clone().unwrap_or_default();
@@ -68,6 +101,7 @@ pub fn container_json(row: &ContainerRow, paths: &Paths) -> Result<Value, Contai
             "NanoCpus": c.run.cpus.map(|x| (x * 1e9) as i64).unwrap_or(0),
             "PidsLimit": c.run.pids_limit,
         },
+        "NetworkSettings": network_settings(&c, attached),
         "Mounts": c.run.binds.iter().map(|(h, t, ro)| json!({"Type": "bind", "Source": h, "Destination": t, "RW": !ro})).collect::<Vec<_>>(),
     }]))
 }
@@ -101,7 +135,7 @@ mod tests {
             oom_killed: true,
         };
         let paths = Paths { root: "/var/lib/rind".into(), state: "/run/rind".into() };
-        let v = &container_json(&row, &paths).unwrap()[0];
+        let v = &container_json(&row, &paths, None).unwrap()[0];
         assert_eq!(v["Name"], "/web");
         assert_eq!(v["State"]["Status"], "exited");
         assert_eq!(v["State"]["ExitCode"], 3);

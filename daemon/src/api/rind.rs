@@ -111,6 +111,8 @@ pub fn container_status(e: ContainerError) -> Status {
         ContainerError::NotFound(_) | ContainerError::NoImage(_) => Status::not_found(msg),
         ContainerError::Conflict(_) => Status::failed_precondition(msg),
         ContainerError::Invalid(_) | ContainerError::Spec(_) => Status::invalid_argument(msg),
+        ContainerError::Network(crate::network::NetworkError::NotFound(_)) => Status::not_found(msg),
+        ContainerError::Network(crate::network::NetworkError::Subnet { .. }) => Status::invalid_argument(msg),
         // A row that does not read: the store's data is damaged.
         ContainerError::Store(StoreError::Corrupt { .. }) | ContainerError::BadConfig { .. } => Status::data_loss(msg),
         _ => Status::internal(msg),
@@ -297,7 +299,14 @@ impl RindApi {
             labels: req.labels.into_iter().collect(),
             binds: req.binds.into_iter().map(|b| (b.host, b.container, b.read_only)).collect(),
             tmpfs: req.tmpfs,
-            network: if req.network.is_empty() { "none".into() } else { req.network },
+            // Empty: the default network, when rindd has networks.
+            network: req.network,
+            ports: req
+                .publish
+                .iter()
+                .map(|p| crate::network::ports::parse(p))
+                .collect::<Result<_, _>>()
+                .map_err(|e| Status::invalid_argument(e.to_string()))?,
             seccomp_unconfined: false,
         };
         Ok(containers::Config {
@@ -309,6 +318,7 @@ impl RindApi {
             auto_remove: req.auto_remove,
             stop_signal: req.stop_signal,
             stop_timeout,
+            publish_all: req.publish_all,
             ..Default::default()
         })
     }
@@ -612,7 +622,8 @@ impl Rind for RindApi {
 
     async fn inspect_container(&self, req: Request<ContainerRef>) -> Result<Response<InspectResponse>, Status> {
         let row = self.containers.get(&req.into_inner().id).map_err(container_status)?;
-        let json = super::inspect::container_json(&row, &self.containers.paths).map_err(container_status)?;
+        let attached = self.containers.networks.get().and_then(|n| n.attached_to(&row.id).and_then(|net| n.attachment(&row.id, &net)));
+        let json = super::inspect::container_json(&row, &self.containers.paths, attached.as_ref()).map_err(container_status)?;
         Ok(Response::new(InspectResponse { json: serde_json::to_string_pretty(&json).expect("json") }))
     }
 

@@ -43,8 +43,11 @@ pub struct RunOptions {
     /// (host, container, read-only)
     pub binds: Vec<(String, String, bool)>,
     pub tmpfs: Vec<String>,
-    /// "none" or "host"
+    /// "none", "host", or a network's name (its namespace is rindd's:
+    /// the caller sets the path).
     pub network: String,
+    /// Published ports (`-p`), host ports chosen at create.
+    pub ports: Vec<crate::network::PortMapping>,
     /// --security-opt seccomp=unconfined
     pub seccomp_unconfined: bool,
 }
@@ -206,6 +209,17 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount,
         .build()?)
 }
 
+/// Points the spec's namespace of type `typ` at `path` (a pinned one to join).
+pub fn set_namespace_path(spec: &mut Spec, typ: LinuxNamespaceType, path: &std::path::Path) -> Result<(), SpecError> {
+    let mut linux = spec.linux().clone().unwrap_or_default();
+    let mut nss = linux.namespaces().clone().unwrap_or_default();
+    nss.retain(|n| n.typ() != typ);
+    nss.push(LinuxNamespaceBuilder::default().typ(typ).path(path).build()?);
+    linux.set_namespaces(Some(nss));
+    spec.set_linux(Some(linux));
+    Ok(())
+}
+
 pub fn container_spec(image: &ImageConfiguration, opts: &RunOptions) -> Result<Spec, SpecError> {
     let cfg = image.config().clone().unwrap_or_default();
     let entrypoint = opts.entrypoint.clone().unwrap_or_else(|| cfg.entrypoint().clone().unwrap_or_default());
@@ -273,9 +287,8 @@ pub fn container_spec(image: &ImageConfiguration, opts: &RunOptions) -> Result<S
         LinuxNamespaceType::Cgroup,
     ];
     match opts.network.as_str() {
-        "" | "none" => nss.push(LinuxNamespaceType::Network),
         "host" => {}
-        other => return Err(SpecError::Invalid { what: "network", value: other.into(), reason: "only none and host are supported" }),
+        _ => nss.push(LinuxNamespaceType::Network),
     }
     let namespaces = nss.into_iter().map(|t| LinuxNamespaceBuilder::default().typ(t).build()).collect::<Result<Vec<_>, _>>()?;
     let mut resources = LinuxResourcesBuilder::default();
@@ -389,7 +402,6 @@ mod tests {
         for (opts, want) in [
             (RunOptions { user: Some("bob".into()), ..Default::default() }, "user"),
             (RunOptions { cap_add: vec!["NOT_A_CAP".into()], ..Default::default() }, "capability"),
-            (RunOptions { network: "bridge".into(), ..Default::default() }, "network"),
             (RunOptions { workdir: Some("rel".into()), ..Default::default() }, "working directory"),
             (RunOptions { cpus: Some(0.0), ..Default::default() }, "cpus"),
         ] {

@@ -38,6 +38,7 @@ mod fake;
 mod kill;
 mod monitor;
 mod name;
+mod network;
 mod pause;
 mod reconcile;
 mod recover;
@@ -60,6 +61,8 @@ pub enum ContainerError {
     Invalid(String),
     #[error(transparent)]
     Spec(#[from] SpecError),
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -108,6 +111,8 @@ pub struct Config {
     pub auto_remove: bool,
     pub stop_signal: String,
     pub stop_timeout: Option<i64>,
+    /// -P: the image's EXPOSEd ports are added at create.
+    pub publish_all: bool,
 }
 
 impl Config {
@@ -173,6 +178,8 @@ pub struct Containers {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub events: broadcast::Sender<Event>,
     kick: mpsc::UnboundedSender<Kick>,
+    /// Container networks (CNI); unset, only `none` and `host` exist.
+    pub networks: std::sync::OnceLock<Arc<crate::network::Networks>>,
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -243,6 +250,7 @@ impl Containers {
             locks: Mutex::new(HashMap::new()),
             events,
             kick,
+            networks: std::sync::OnceLock::new(),
         });
         (c, rx)
     }

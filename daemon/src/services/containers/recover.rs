@@ -56,6 +56,9 @@ impl Containers {
                 }
             }
         }
+        if all_known {
+            self.detach_orphans(&known).await;
+        }
         for row in self.scan()?.0 {
             self.kick(&row.id, true);
         }

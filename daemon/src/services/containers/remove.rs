@@ -48,6 +48,7 @@ impl Containers {
             }
         };
         self.teardown(&row.id).await;
+        self.detach_network(&row.id, Config::of(&row).ok().as_ref()).await;
         // The row goes first: data without a row (rindd killed in between)
         // is found and removed at the next start; a row without its data
         // would be a container that cannot run.
@@ -79,6 +80,7 @@ impl Containers {
         let _g = lock.lock().await;
         tracing::warn!(id, name, "removing a container whose row does not read");
         self.teardown(id).await;
+        self.detach_network(id, None).await;
         self.db().delete_container(id)?;
         self.remove_data(id)?;
         self.locks.lock().expect("locks").remove(id);

@@ -51,6 +51,8 @@ impl Containers {
             stderr: if c.run.tty { String::new() } else { log },
             ..Default::default()
         };
+        // Before the shim: the runtime joins the pinned namespace.
+        self.attach_network(&row.id, &c).await?;
         // The previous shim of this container may still be on its way out,
         // listening on the socket a new one would use: let it go first.
         self.await_retired(&row.id).await;

@@ -1,0 +1,265 @@
+//! Issue 12: container networks through CNI. Each test runs rindd in a
+//! network namespace of its own (`Daemon::start_networked`), so the bridge,
+//! veths and iptables rules it makes die with the namespace, and traffic
+//! never leaves it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use rind_tests::daemon::{Daemon, TestNetns};
+use rind_tests::*;
+
+fn networked() -> Daemon {
+    let d = Daemon::start_networked("debug = false\n");
+    d.load_busybox();
+    d
+}
+
+fn inspect(d: &Daemon, name: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&d.ok(&["inspect", name])).unwrap();
+    v[0].clone()
+}
+
+fn ns(d: &Daemon) -> &TestNetns {
+    d.netns.as_ref().expect("a networked daemon")
+}
+
+/// GET `path` from `addr` inside the namespace; the body.
+fn http_get(d: &Daemon, addr: &str, path: &str) -> Result<String, String> {
+    let (addr, path) = (addr.to_string(), path.to_string());
+    ns(d).run_in(move || {
+        let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(5)).map_err(|e| format!("{addr}: {e}"))?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(s, "GET {path} HTTP/1.0\r\n\r\n").map_err(|e| e.to_string())?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+        Ok(out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or(out))
+    })
+}
+
+/// A container serving its /etc over HTTP on port 80.
+fn web(d: &Daemon, name: &str, publish: &[&str]) -> String {
+    let mut args = vec!["run", "-d", "--name", name];
+    for p in publish {
+        args.extend(["-p", p]);
+    }
+    args.extend(["busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    d.ok(&args);
+    let ip = inspect(d, name)["NetworkSettings"]["IPAddress"].as_str().unwrap().to_string();
+    d.wait_for("httpd answers", Duration::from_secs(20), || http_get(d, &format!("{ip}:80"), "/hostname").is_ok());
+    ip
+}
+
+#[test]
+fn containers_get_an_address_on_the_default_bridge_and_reach_each_other() {
+    let d = networked();
+    let ip = web(&d, "web", &[]);
+    let v = inspect(&d, "web");
+    let net = &v["NetworkSettings"];
+    assert!(ip.starts_with("172.30."), "{net}");
+    assert_eq!((net["Gateway"].as_str(), net["IPPrefixLen"].as_u64()), (Some("172.30.0.1"), Some(16)), "{net}");
+    assert_eq!(net["Networks"]["bridge"]["IPAddress"], ip.as_str());
+    assert!(net["MacAddress"].as_str().is_some_and(|m| m.len() == 17), "{net}");
+    assert_eq!(v["HostConfig"]["NetworkMode"], "bridge");
+    assert!(ns(&d).ip(&["link", "show", "rind0"]).contains("rind0"));
+    // From the host side, by address.
+    let hostname = v["Config"]["Hostname"].as_str().unwrap().to_string();
+    assert_eq!(http_get(&d, &format!("{ip}:80"), "/hostname").unwrap().trim(), hostname);
+    // From another container.
+    let got = d.ok(&["run", "--rm", "busybox", "wget", "-qO-", &format!("http://{ip}/hostname")]);
+    assert_eq!(got.trim(), hostname);
+    // Loopback is up in a container's namespace, and eth0 has the address.
+    let links = d.ok(&["run", "--rm", "busybox", "ip", "addr"]);
+    assert!(links.contains("lo:") && links.contains("UP") && links.contains("eth0"), "{links}");
+    // A restarted container keeps its namespace and address.
+    d.ok(&["stop", "-t", "0", "web"]);
+    d.ok(&["start", "web"]);
+    assert_eq!(inspect(&d, "web")["NetworkSettings"]["IPAddress"], ip.as_str());
+    d.wait_for("httpd answers again", Duration::from_secs(20), || http_get(&d, &format!("{ip}:80"), "/hostname").is_ok());
+    // --network none: no eth0.
+    let none = d.ok(&["run", "--rm", "--network", "none", "busybox", "ip", "addr"]);
+    assert!(!none.contains("eth0"), "{none}");
+}
+
+#[test]
+fn a_published_port_answers_on_the_hosts_addresses_and_from_containers() {
+    let d = networked();
+    web(&d, "pub", &["8080:80"]);
+    let hostname = inspect(&d, "pub")["Config"]["Hostname"].as_str().unwrap().to_string();
+    let ports = &inspect(&d, "pub")["NetworkSettings"]["Ports"];
+    assert_eq!(ports["80/tcp"], serde_json::json!([{"HostIp": "0.0.0.0", "HostPort": "8080"}]), "{ports}");
+    for addr in ["127.0.0.1:8080", "172.30.0.1:8080"] {
+        let got = http_get(&d, addr, "/hostname");
+        assert_eq!(got.as_deref().map(str::trim), Ok(hostname.as_str()), "{addr}");
+    }
+    let from_container = d.ok(&["run", "--rm", "busybox", "wget", "-qO-", "http://172.30.0.1:8080/hostname"]);
+    assert_eq!(from_container.trim(), hostname);
+    // -p CONTAINERPORT: a free host port, shown by inspect.
+    web(&d, "any", &["80"]);
+    let port = inspect(&d, "any")["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"].as_str().unwrap().to_string();
+    assert_ne!(port, "0");
+    let any_host = inspect(&d, "any")["Config"]["Hostname"].as_str().unwrap().to_string();
+    assert_eq!(http_get(&d, &format!("127.0.0.1:{port}"), "/hostname").unwrap().trim(), any_host);
+}
+
+#[test]
+fn outbound_traffic_leaves_through_nat() {
+    let d = networked();
+    // A second namespace, "outside", joined to rindd's by a veth: it has no
+    // route to the containers' subnet, so only NAT brings answers back.
+    let outside = TestNetns::new();
+    let (a, b) = (unique_id("va"), unique_id("vb"));
+    let (a, b) = (&a[a.len() - 12..], &b[b.len() - 12..]);
+    let o = std::process::Command::new("ip")
+        .args(["link", "add", a, "netns", &ns(&d).name, "type", "veth", "peer", "name", b, "netns", &outside.name])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    ns(&d).ip(&["addr", "add", "10.250.0.1/24", "dev", a]);
+    ns(&d).ip(&["link", "set", a, "up"]);
+    outside.ip(&["addr", "add", "10.250.0.2/24", "dev", b]);
+    outside.ip(&["link", "set", b, "up"]);
+    let www = tempfile::tempdir().unwrap();
+    std::fs::write(www.path().join("hello"), "from outside\n").unwrap();
+    let mut server = outside.cmd("busybox").args(["httpd", "-f", "-p", "8000", "-h"]).arg(www.path()).spawn().unwrap();
+    let got = d.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in $(seq 50); do wget -qO- http://10.250.0.2:8000/hello && exit; sleep 0.2; done; exit 1",
+    ]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(got, "from outside\n");
+}
+
+#[test]
+fn a_tcp_connection_through_a_published_port_survives_kill_9_of_rindd() {
+    let mut d = networked();
+    d.ok(&["run", "-d", "--name", "echo", "-p", "9000:80", "busybox", "nc", "-ll", "-p", "80", "-e", "cat"]);
+    let ip = inspect(&d, "echo")["NetworkSettings"]["IPAddress"].as_str().unwrap().to_string();
+    let path = ns(&d).path();
+    // The connection is made on a thread in the namespace; the socket is ours after.
+    let stream = ns(&d).run_in(|| {
+        let t0 = std::time::Instant::now();
+        loop {
+            match TcpStream::connect("127.0.0.1:9000") {
+                Ok(s) => break s,
+                Err(e) if t0.elapsed() < patience(Duration::from_secs(20)) => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("connect through 9000: {e}"),
+            }
+        }
+    });
+    let _ = path;
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut r = BufReader::new(stream.try_clone().unwrap());
+    let mut w = stream;
+    let mut line = String::new();
+    writeln!(w, "one").unwrap();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line, "one\n");
+    d.kill9();
+    line.clear();
+    writeln!(w, "two").unwrap();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line, "two\n", "the connection outlives rindd");
+    d.spawn();
+    assert_eq!(inspect(&d, "echo")["NetworkSettings"]["IPAddress"], ip.as_str(), "a new rindd knows the address");
+    line.clear();
+    writeln!(w, "three").unwrap();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line, "three\n");
+}
+
+/// What a container's network leaves: veths, addresses, pins, results,
+/// iptables chains.
+fn leftovers(d: &Daemon) -> Vec<String> {
+    let mut out = Vec::new();
+    let links = ns(d).ip(&["-o", "link", "show"]);
+    out.extend(links.lines().filter(|l| l.contains("veth")).map(|l| format!("link: {l}")));
+    for dir in ["net/ns", "net/results"] {
+        for e in std::fs::read_dir(d.state().join(dir)).into_iter().flatten().flatten() {
+            out.push(format!("{dir}: {}", e.file_name().to_string_lossy()));
+        }
+    }
+    for e in std::fs::read_dir(d.state().join("net/ipam/bridge")).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.parse::<std::net::Ipv4Addr>().is_ok() {
+            out.push(format!("ipam: {name}"));
+        }
+    }
+    let rules = ns(d).cmd("iptables-save").output().unwrap();
+    for l in stdout(&rules).lines().filter(|l| l.starts_with("-A CNI-DN-") || l.starts_with(":CNI-DN-")) {
+        out.push(format!("iptables: {l}"));
+    }
+    out.extend(mounts_under(&d.state().join("net")).into_iter().map(|m| format!("mount: {m}")));
+    out
+}
+
+#[test]
+fn rm_frees_the_address_and_port_and_leaves_nothing_also_for_a_lost_shim() {
+    let d = networked();
+    web(&d, "aa", &["8081:80"]);
+    d.ok(&["rm", "-f", "aa"]);
+    assert_eq!(leftovers(&d), Vec::<String>::new());
+    // The port is free again.
+    web(&d, "bb", &["8081:80"]);
+    // A shim killed: rm still runs CNI DEL.
+    let shim = d.shim_pids();
+    assert_eq!(shim.len(), 1);
+    // SAFETY: kill(2) on the shim's pid.
+    unsafe { libc::kill(shim[0], libc::SIGKILL) };
+    d.wait_for("the lost shim is noticed", Duration::from_secs(20), || {
+        !d.ok(&["ps", "-q"]).contains(&inspect(&d, "bb")["Id"].as_str().unwrap()[..12])
+    });
+    d.ok(&["rm", "-f", "bb"]);
+    assert_eq!(leftovers(&d), Vec::<String>::new());
+    for _ in 0..5 {
+        d.ok(&["run", "--rm", "-p", "8082:80", "busybox", "true"]);
+    }
+    assert_eq!(leftovers(&d), Vec::<String>::new());
+}
+
+#[test]
+fn bad_input_is_named_and_leaves_nothing() {
+    let d = networked();
+    let err = |args: &[&str]| {
+        let o = d.rind(args);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        stderr(&o)
+    };
+    let e = err(&["run", "--rm", "--network", "nope", "busybox", "true"]);
+    assert!(e.contains("network nope not found"), "{e}");
+    web(&d, "first", &["8090:80"]);
+    let e = err(&["run", "-d", "-p", "8090:80", "busybox", "true"]);
+    assert!(e.contains("8090/tcp is already published"), "{e}");
+    for (p, want) in [("80/sctp", "tcp or udp"), ("x:80", "host port"), ("1.2.3:80:80", "not an IP")] {
+        let e = err(&["run", "--rm", "-p", p, "busybox", "true"]);
+        assert!(e.contains(want), "{p}: {e}");
+    }
+    let e = err(&["run", "--rm", "--network", "host", "-p", "80", "busybox", "true"]);
+    assert!(e.contains("cannot be published"), "{e}");
+    let held = leftovers(&d);
+    assert!(held.iter().any(|l| l.starts_with("net/ns")) && held.iter().any(|l| l.starts_with("ipam")), "{held:?}");
+    d.ok(&["rm", "-f", "first"]);
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    assert_eq!(leftovers(&d), Vec::<String>::new());
+}
+
+#[test]
+fn a_missing_plugin_is_named_and_leaves_nothing() {
+    let empty = tempfile::tempdir().unwrap();
+    let d = Daemon::start_networked(&format!("debug = false\ncni_plugin_dirs = [\"{}\"]\n", empty.path().display()));
+    d.load_busybox();
+    let o = d.rind(&["run", "--name", "xx", "busybox", "true"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("CNI plugin \"bridge\" not found"), "{}", stderr(&o));
+    d.ok(&["rm", "-f", "xx"]);
+    assert_eq!(leftovers(&d), Vec::<String>::new());
+}
