@@ -6,6 +6,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   ca-certificates curl build-essential pkg-config libseccomp-dev protobuf-compiler \
   busybox-static runc crun containerd docker.io podman catatonit iproute2 util-linux procps \
+  containernetworking-plugins iptables \
   docker-registry skopeo >/dev/null
 if ! command -v cargo >/dev/null 2>&1; then
   # A fresh machine: Debian 12's own Rust is too old for our dependencies.

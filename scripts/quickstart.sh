@@ -40,6 +40,12 @@ rind images
 
 echo "== a container"
 rind run --rm --hostname demo busybox sh -c 'echo "hello from $(hostname): $(grep CapEff /proc/self/status)"'
+echo "== a published port (the default bridge network, rind0)"
+rind rm -f demo-web >/dev/null 2>&1 || true
+rind run -d --name demo-web -p 8080:80 busybox httpd -f -p 80 -h /etc >/dev/null
+for _ in $(seq 50); do /bin/busybox wget -qO- http://127.0.0.1:8080/hostname 2>/dev/null && break; sleep 0.1; done
+rind inspect --format '{{.NetworkSettings.IPAddress}}' demo-web 2>/dev/null || true
+rind rm -f demo-web >/dev/null
 echo "== a container that survives kill -9 of rindd"
 rind rm -f demo-ticker >/dev/null 2>&1 || true
 rind run -d --name demo-ticker busybox sh -c 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 1; done' >/dev/null

@@ -173,6 +173,12 @@ enum Cmd {
         #[arg(long)]
         format: Option<String>,
     },
+    /// A container's published ports
+    Port {
+        container: String,
+        /// PRIVATE_PORT[/PROTO]: only this one
+        private: Option<String>,
+    },
     /// Low-level information as JSON
     Inspect {
         /// A template such as '{{.State.Status}}'
@@ -380,6 +386,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Rmi { names, force } | Cmd::Image(ImageCmd::Rm { names, force }) => commands::images::rmi(&mut c, names, force).await,
         Cmd::Tag { source, target } | Cmd::Image(ImageCmd::Tag { source, target }) => commands::images::tag(&mut c, source, target).await,
         Cmd::Image(ImageCmd::Inspect { format, images }) => commands::images::inspect(&mut c, format.as_deref(), images).await,
+        Cmd::Port { container, private } => commands::port::port(&mut c, container, private).await,
         Cmd::Run { detach, flags } => commands::run::run(&mut c, detach, flags).await,
         Cmd::Create { flags } => commands::create::create(&mut c, &flags).await,
         Cmd::Start { attach, interactive, containers } => commands::start::start(&mut c, attach, interactive, &containers).await,

@@ -89,6 +89,9 @@ fn a_published_port_answers_on_the_hosts_addresses_and_from_containers() {
     let hostname = inspect(&d, "pub")["Config"]["Hostname"].as_str().unwrap().to_string();
     let ports = &inspect(&d, "pub")["NetworkSettings"]["Ports"];
     assert_eq!(ports["80/tcp"], serde_json::json!([{"HostIp": "0.0.0.0", "HostPort": "8080"}]), "{ports}");
+    assert_eq!(d.ok(&["port", "pub"]), "80/tcp -> 0.0.0.0:8080\n");
+    assert_eq!(d.ok(&["port", "pub", "80"]), "0.0.0.0:8080\n");
+    assert!(stderr(&d.rind(&["port", "pub", "81"])).contains("no public port '81' published for pub"));
     for addr in ["127.0.0.1:8080", "172.30.0.1:8080"] {
         let got = http_get(&d, addr, "/hostname");
         assert_eq!(got.as_deref().map(str::trim), Ok(hostname.as_str()), "{addr}");

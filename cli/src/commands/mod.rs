@@ -16,6 +16,7 @@ pub mod load;
 pub mod login;
 pub mod logs;
 pub mod pause;
+pub mod port;
 pub mod prune;
 pub mod ps;
 pub mod pull;
