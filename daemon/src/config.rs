@@ -11,7 +11,7 @@
 //! max_concurrent_downloads = 3  # layers a pull downloads at once
 //! certs_dir = "/etc/rind/certs.d"  # HOST[:PORT]/ca.crt, client.cert, client.key (docker's layout)
 //! registry_timeout = 60         # seconds a registry may stay silent before its request fails
-//! bridge = "rind0"             # "none": no networks, containers get --network none (docker's -b none)
+//! # bridge = "none"            # no networks: containers get --network none (docker's -b none)
 //! bridge_subnet = "172.30.0.0/16"  # the default network's, when rindd first writes it
 //! cni_plugin_dirs = ["/usr/lib/cni", "/opt/cni/bin"]
 //!
