@@ -155,6 +155,17 @@ impl Container<'_> {
     }
 }
 
+/// A helper process (a server in a test's namespace) killed and reaped
+/// when the test ends, however it ends.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 impl Drop for Container<'_> {
     fn drop(&mut self) {
         let _ = self.rt.exec(&["delete", "--force", &self.id]);

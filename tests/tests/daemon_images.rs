@@ -429,14 +429,20 @@ fn skopeo(args: &[&str]) -> std::process::Output {
     out
 }
 
-#[test]
-fn skopeo_reads_the_docker_and_the_oci_halves_of_a_saved_archive() {
+/// A rindd with `layered:1`, its id, and a dir holding it saved as `saved.tar`.
+fn saved_layered() -> (Daemon, String, tempfile::TempDir) {
     let d = Daemon::start();
     load_layered(&d);
     let id = image_id(&d, "layered:1");
     let t = tempfile::tempdir().unwrap();
+    d.ok(&["save", "-o", t.path().join("saved.tar").to_str().unwrap(), "layered:1"]);
+    (d, id, t)
+}
+
+#[test]
+fn skopeo_reads_the_docker_and_the_oci_halves_of_a_saved_archive() {
+    let (_d, id, t) = saved_layered();
     let file = t.path().join("saved.tar");
-    d.ok(&["save", "-o", file.to_str().unwrap(), "layered:1"]);
     let docker = format!("docker-archive:{}", file.display());
     let oci = format!("oci-archive:{}", file.display());
     // The docker half: its config is the image's.
@@ -456,12 +462,8 @@ fn skopeo_reads_the_docker_and_the_oci_halves_of_a_saved_archive() {
 
 #[test]
 fn docker_loads_what_rind_saves() {
-    let d = Daemon::start();
-    load_layered(&d);
-    let id = image_id(&d, "layered:1");
-    let t = tempfile::tempdir().unwrap();
+    let (_d, id, t) = saved_layered();
     let file = t.path().join("saved.tar");
-    d.ok(&["save", "-o", file.to_str().unwrap(), "layered:1"]);
     let docker = rind_tests::engines::Engine::docker();
     let out = docker.cli(&["load", "-i", file.to_str().unwrap()]);
     assert!(out.status.success(), "docker load: {}{}", stderr(&out), docker.log_tail());

@@ -125,17 +125,9 @@ fn outbound_traffic_leaves_through_nat() {
     outside.ip(&["link", "set", b, "up"]);
     let www = tempfile::tempdir().unwrap();
     std::fs::write(www.path().join("hello"), "from outside\n").unwrap();
-    let mut server = outside.cmd("busybox").args(["httpd", "-f", "-p", "8000", "-h"]).arg(www.path()).spawn().unwrap();
-    let got = d.ok(&[
-        "run",
-        "--rm",
-        "busybox",
-        "sh",
-        "-c",
-        "for i in $(seq 50); do wget -qO- http://10.250.0.2:8000/hello && exit; sleep 0.2; done; exit 1",
-    ]);
-    let _ = server.kill();
-    let _ = server.wait();
+    let _server = KillOnDrop(outside.cmd("busybox").args(["httpd", "-f", "-p", "8000", "-h"]).arg(www.path()).spawn().unwrap());
+    d.wait_for("the outside server answers", Duration::from_secs(20), || http_get(&d, "10.250.0.2:8000", "/hello").is_ok());
+    let got = d.ok(&["run", "--rm", "busybox", "wget", "-qO-", "http://10.250.0.2:8000/hello"]);
     assert_eq!(got, "from outside\n");
 }
 
@@ -144,22 +136,17 @@ fn a_tcp_connection_through_a_published_port_survives_kill_9_of_rindd() {
     let mut d = networked();
     d.ok(&["run", "-d", "--name", "echo", "-p", "9000:80", "busybox", "nc", "-ll", "-p", "80", "-e", "cat"]);
     let ip = inspect(&d, "echo")["NetworkSettings"]["IPAddress"].as_str().unwrap().to_string();
-    let path = ns(&d).path();
     // The connection is made on a thread in the namespace; the socket is ours after.
     let stream = ns(&d).run_in(|| {
         let t0 = std::time::Instant::now();
         loop {
             match TcpStream::connect("127.0.0.1:9000") {
                 Ok(s) => break s,
-                Err(e) if t0.elapsed() < patience(Duration::from_secs(20)) => {
-                    let _ = e;
-                    std::thread::sleep(Duration::from_millis(50));
-                }
+                Err(_) if t0.elapsed() < patience(Duration::from_secs(20)) => std::thread::sleep(Duration::from_millis(50)),
                 Err(e) => panic!("connect through 9000: {e}"),
             }
         }
     });
-    let _ = path;
     stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut r = BufReader::new(stream.try_clone().unwrap());
     let mut w = stream;

@@ -2,7 +2,7 @@
 //! docker-registry, started by each test on 127.0.0.1 (plain HTTP, TLS with
 //! the test's CA, htpasswd, bearer tokens from the test's token server).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 
 use rind_tests::daemon::Daemon;
@@ -11,13 +11,14 @@ use rind_tests::image::{self, Layer};
 use rind_tests::registry::Registry;
 use rind_tests::*;
 
-/// busybox as an OCI archive in `dir`.
-fn busybox_archive(dir: &Path) -> PathBuf {
-    let rootfs = dir.join("rootfs");
+/// busybox pushed into `reg` as `name` (REPO:TAG).
+fn seed(reg: &Registry, name: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let rootfs = dir.path().join("rootfs");
     make_rootfs(&rootfs);
-    let archive = dir.join("busybox.tar");
+    let archive = dir.path().join("busybox.tar");
     image::write_oci_archive(&rootfs, "busybox:latest", &["sh"], &archive);
-    archive
+    reg.push_oci_archive(&archive, name);
 }
 
 fn repo(prefix: &str) -> String {
@@ -128,9 +129,8 @@ fn a_second_repository_mounts_the_layers_the_first_pushed() {
 #[test]
 fn pulls_go_through_the_proxy_the_environment_names_unless_no_proxy_says_not() {
     let reg = Registry::plain();
-    let t = tempfile::tempdir().unwrap();
     let name = format!("{}:v1", repo("proxy"));
-    reg.push_oci_archive(&busybox_archive(t.path()), &name);
+    seed(&reg, &name);
     let proxy = rind_tests::proxy::Proxy::start();
     let certs = tempfile::Builder::new().prefix("certs").tempdir_in("/run").unwrap();
     let config = format!("debug = false\ncerts_dir = \"{}\"\n", certs.path().display());
@@ -148,9 +148,8 @@ fn pulls_go_through_the_proxy_the_environment_names_unless_no_proxy_says_not() {
 #[test]
 fn on_a_terminal_pull_draws_bars_on_stdout() {
     let reg = Registry::plain();
-    let t = tempfile::tempdir().unwrap();
     let name = format!("{}:v1", repo("tty"));
-    reg.push_oci_archive(&busybox_archive(t.path()), &name);
+    seed(&reg, &name);
     let (d, _certs) = daemon_with("");
     // script(1) gives rind a terminal; its stdout is what the terminal showed.
     let line = format!("{} -H {} pull {} 2>/dev/null", workspace_bin("rind").display(), d.host(), reg.image(&name));
@@ -166,9 +165,8 @@ fn on_a_terminal_pull_draws_bars_on_stdout() {
 #[test]
 fn run_pulls_a_missing_image_and_pull_never_does_not() {
     let reg = Registry::plain();
-    let t = tempfile::tempdir().unwrap();
     let name = format!("{}:v1", repo("run"));
-    reg.push_oci_archive(&busybox_archive(t.path()), &name);
+    seed(&reg, &name);
     let (d, _certs) = daemon_with("");
     let full = reg.image(&name);
     let never = d.rind(&["run", "--rm", "--pull", "never", &full, "true"]);
@@ -211,9 +209,8 @@ fn a_multi_platform_index_gives_the_asked_platform() {
 #[test]
 fn a_mirror_serves_docker_hub_names() {
     let reg = Registry::plain();
-    let t = tempfile::tempdir().unwrap();
     // What the mirror holds under Docker Hub's path for `busybox`.
-    reg.push_oci_archive(&busybox_archive(t.path()), "library/busybox:latest");
+    seed(&reg, "library/busybox:latest");
     let (d, _certs) = daemon_with(&format!("[registries.\"docker.io\"]\nmirrors = [\"http://{}\"]\n", reg.addr()));
     let out = d.ok(&["pull", "busybox"]);
     assert!(out.contains("Status: Downloaded newer image for busybox:latest"), "{out}");
@@ -284,9 +281,8 @@ fn an_interrupted_pull_leaves_no_image_and_the_next_one_succeeds() {
 #[test]
 fn tls_registry_with_the_ca_in_certs_d() {
     let reg = Registry::tls();
-    let t = tempfile::tempdir().unwrap();
     let name = format!("{}:v1", repo("tls"));
-    reg.push_oci_archive(&busybox_archive(t.path()), &name);
+    seed(&reg, &name);
     let (d, certs) = daemon_with("");
     // Without the CA: refused, with a TLS error.
     let o = d.rind(&["pull", &reg.image(&name)]);
@@ -323,9 +319,8 @@ fn a_registry_that_requires_client_certs_gets_the_ones_in_certs_d() {
 #[test]
 fn login_logout_and_basic_auth_pulls() {
     let reg = Registry::htpasswd("alice", "s3cret");
-    let t = tempfile::tempdir().unwrap();
     let name = format!("{}:v1", repo("auth"));
-    reg.push_oci_archive(&busybox_archive(t.path()), &name);
+    seed(&reg, &name);
     let (d, _certs) = daemon_with("");
     let config = tempfile::tempdir().unwrap();
     let full = reg.image(&name);
@@ -352,9 +347,8 @@ fn login_logout_and_basic_auth_pulls() {
 #[test]
 fn bearer_tokens_from_the_registrys_token_server() {
     let reg = Registry::token("bob", "hunter2");
-    let t = tempfile::tempdir().unwrap();
     let name = format!("{}:v1", repo("tok"));
-    reg.push_oci_archive(&busybox_archive(t.path()), &name);
+    seed(&reg, &name);
     let (d, _certs) = daemon_with("");
     let config = tempfile::tempdir().unwrap();
     let full = reg.image(&name);
@@ -399,7 +393,9 @@ fn a_registry_that_sends_too_much_is_cut_at_the_size() {
 #[test]
 fn a_registry_that_goes_silent_times_out_and_nothing_is_kept() {
     let reg = FakeRegistry::start(Blob::Hang(usize::MAX));
-    let (d, _certs) = daemon_with("registry_timeout = 1\n");
+    // Silence longer than this is a timeout; scaled, so a busy machine's slow answers are not one.
+    let timeout = patience(std::time::Duration::from_secs(1)).as_secs_f64().ceil() as u64;
+    let (d, _certs) = daemon_with(&format!("registry_timeout = {timeout}\n"));
     let o = d.rind(&["pull", &format!("{}/x:v1", reg.addr())]);
     assert!(!o.status.success());
     let e = stderr(&o);

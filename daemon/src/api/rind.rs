@@ -622,7 +622,8 @@ impl Rind for RindApi {
 
     async fn inspect_container(&self, req: Request<ContainerRef>) -> Result<Response<InspectResponse>, Status> {
         let row = self.containers.get(&req.into_inner().id).map_err(container_status)?;
-        let attached = self.containers.networks.get().and_then(|n| n.attached_to(&row.id).and_then(|net| n.attachment(&row.id, &net)));
+        let network = containers::Config::of(&row).map(|c| c.run.network).unwrap_or_default();
+        let attached = self.containers.networks.get().and_then(|n| n.attachment(&row.id, &network));
         let json = super::inspect::container_json(&row, &self.containers.paths, attached.as_ref()).map_err(container_status)?;
         Ok(Response::new(InspectResponse { json: serde_json::to_string_pretty(&json).expect("json") }))
     }

@@ -173,8 +173,7 @@ impl Networks {
         let a = Attachment { network: network.to_string(), result, ports: ports.to_vec() };
         let path = self.result_path(id, network);
         if let Err(e) = write_json(&path, &serde_json::to_value(&a).expect("json")) {
-            let _ = cni::run_list(&list, cni::Command::Del, &inv, a.result.as_object().map(|_| &a.result), &self.plugin_dirs, self.timeout)
-                .await;
+            let _ = cni::run_list(&list, cni::Command::Del, &inv, Some(&a.result), &self.plugin_dirs, self.timeout).await;
             let _ = netns::remove(&pin);
             return Err(e);
         }

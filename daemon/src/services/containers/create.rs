@@ -139,28 +139,16 @@ impl Containers {
         labels.extend(std::mem::take(&mut c.run.labels));
         c.run.labels = labels;
         let volumes: Vec<String> = image_cfg.config().as_ref().and_then(|x| x.volumes().clone()).unwrap_or_default();
+        // Held until the row is in: no other create takes the same host port.
+        let planned = self.plan_network(&id, &mut c, &image_cfg)?;
         let mut opts = c.run.clone();
         let user = c.run.user.clone().or_else(|| image_cfg.config().as_ref().and_then(|x| x.user().clone())).filter(|u| !u.is_empty());
         if let Some(u) = user {
             opts.user = Some(self.resolve_user(&c.chain, &u)?);
         }
-        if c.run.network.is_empty() {
-            c.run.network = if self.networks.get().is_some() { crate::network::DEFAULT_NETWORK } else { "none" }.to_string();
-        }
-        if c.publish_all {
-            let exposed = image_cfg.config().as_ref().and_then(|x| x.exposed_ports().clone()).unwrap_or_default();
-            for e in exposed {
-                let m = crate::network::ports::parse(&e).map_err(|e| ContainerError::Invalid(format!("the image's EXPOSE: {e}")))?;
-                if !c.run.ports.iter().any(|p| p.container_port == m.container_port && p.protocol == m.protocol) {
-                    c.run.ports.push(m);
-                }
-            }
-        }
-        let netns = self.plan_network(&id, &mut c)?;
-        opts.ports = c.run.ports.clone();
         let mut spec = spec::container_spec(&image_cfg, &opts)?;
-        if let Some(path) = netns {
-            spec::set_namespace_path(&mut spec, oci_spec::runtime::LinuxNamespaceType::Network, &path)?;
+        if let Some(path) = &planned.netns {
+            spec::set_namespace_path(&mut spec, oci_spec::runtime::LinuxNamespaceType::Network, path)?;
         }
         let data = self.paths.data(&id);
         let made = (|| -> Result<ContainerRow> {

@@ -180,6 +180,8 @@ pub struct Containers {
     kick: mpsc::UnboundedSender<Kick>,
     /// Container networks (CNI); unset, only `none` and `host` exist.
     pub networks: std::sync::OnceLock<Arc<crate::network::Networks>>,
+    /// Held from choosing a create's host ports until its row is in.
+    publishing: Mutex<()>,
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -251,6 +253,7 @@ impl Containers {
             events,
             kick,
             networks: std::sync::OnceLock::new(),
+            publishing: Mutex::new(()),
         });
         (c, rx)
     }

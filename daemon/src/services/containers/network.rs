@@ -7,6 +7,13 @@ use std::path::PathBuf;
 
 use crate::network::{ports, NetworkError, Networks, PortMapping};
 
+/// What create needs of the network: where the namespace will be pinned
+/// (for the spec), and the lock on host ports, held until the row is in.
+pub(super) struct Planned<'a> {
+    pub netns: Option<PathBuf>,
+    _publishing: Option<std::sync::MutexGuard<'a, ()>>,
+}
+
 /// Whether the container has a network of rindd's (not none or host).
 pub(super) fn on_network(c: &Config) -> bool {
     !matches!(c.run.network.as_str(), "" | "none" | "host")
@@ -19,18 +26,35 @@ impl Containers {
             .ok_or_else(|| NetworkError::NotFound(format!("{network} (rindd runs without networks: bridge = \"none\")")).into())
     }
 
-    /// At create: the network exists, host ports are chosen for `-p PORT`
-    /// and none is published by another container. The path the
-    /// container's namespace will be pinned at, for its spec.
-    pub(super) fn plan_network(&self, id: &str, c: &mut Config) -> Result<Option<PathBuf>> {
+    /// At create: the network (the default when none was asked for) exists,
+    /// `-P` adds the image's EXPOSEd ports, host ports are chosen for
+    /// `-p PORT` and none is published by another container.
+    pub(super) fn plan_network(&self, id: &str, c: &mut Config, image: &ImageConfiguration) -> Result<Planned<'_>> {
+        if c.run.network.is_empty() {
+            c.run.network = if self.networks.get().is_some() { crate::network::DEFAULT_NETWORK } else { "none" }.to_string();
+        }
+        if c.publish_all {
+            let exposed = image.config().as_ref().and_then(|x| x.exposed_ports().clone()).unwrap_or_default();
+            for e in exposed {
+                let m = ports::parse(&e).map_err(|e| ContainerError::Invalid(format!("the image's EXPOSE: {e}")))?;
+                if !c.run.ports.iter().any(|p| p.container_port == m.container_port && p.protocol == m.protocol) {
+                    c.run.ports.push(m);
+                }
+            }
+        }
         if !on_network(c) {
             if !c.run.ports.is_empty() {
                 return Err(ContainerError::Invalid(format!("ports cannot be published on network {:?}", c.run.network)));
             }
-            return Ok(None);
+            return Ok(Planned { netns: None, _publishing: None });
         }
         let nets = self.nets(&c.run.network)?;
         nets.conflist(&c.run.network)?;
+        let netns = Some(nets.netns(id));
+        if c.run.ports.is_empty() {
+            return Ok(Planned { netns, _publishing: None });
+        }
+        let publishing = self.publishing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let taken: Vec<PortMapping> = self.list()?.iter().filter_map(|r| Config::of(r).ok()).flat_map(|other| other.run.ports).collect();
         for i in 0..c.run.ports.len() {
             let p = &mut c.run.ports[i];
@@ -48,7 +72,7 @@ impl Containers {
                 )));
             }
         }
-        Ok(Some(nets.netns(id)))
+        Ok(Planned { netns, _publishing: Some(publishing) })
     }
 
     /// Before a start: the namespace pinned and attached (kept from an
