@@ -188,6 +188,17 @@ pub fn ellipsis(s: &str, max: usize) -> String {
     out
 }
 
+/// `KEY=VALUE` (or `KEY`, an empty value) flags as a map.
+pub fn labels(flags: &[String]) -> std::collections::HashMap<String, String> {
+    flags
+        .iter()
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap_or((l, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
 /// Rows as docker's tables print them (Go's tabwriter with docker's
 /// settings: cells padded by 3 spaces to the widest of their column, at
 /// least 10 wide; the last column unpadded).

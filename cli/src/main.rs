@@ -108,6 +108,9 @@ enum Cmd {
     /// Image commands
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Network commands
+    #[command(subcommand)]
+    Network(commands::network::NetworkCmd),
     /// Run a command in a new container
     Run {
         /// Run in the background and print the id
@@ -386,6 +389,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Rmi { names, force } | Cmd::Image(ImageCmd::Rm { names, force }) => commands::images::rmi(&mut c, names, force).await,
         Cmd::Tag { source, target } | Cmd::Image(ImageCmd::Tag { source, target }) => commands::images::tag(&mut c, source, target).await,
         Cmd::Image(ImageCmd::Inspect { format, images }) => commands::images::inspect(&mut c, format.as_deref(), images).await,
+        Cmd::Network(cmd) => commands::network::network(&mut c, cmd).await,
         Cmd::Port { container, private } => commands::port::port(&mut c, container, private).await,
         Cmd::Run { detach, flags } => commands::run::run(&mut c, detach, flags).await,
         Cmd::Create { flags } => commands::create::create(&mut c, &flags).await,

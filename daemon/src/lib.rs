@@ -7,6 +7,7 @@ pub mod content;
 pub mod dirs;
 pub mod events;
 pub mod images;
+pub mod names;
 pub mod network;
 pub mod registry;
 pub mod services;

@@ -253,3 +253,105 @@ fn a_missing_plugin_is_named_and_leaves_nothing() {
     d.ok(&["rm", "-f", "xx"]);
     assert_eq!(leftovers(&d), Vec::<String>::new());
 }
+
+#[test]
+fn user_defined_networks_find_containers_by_name_and_short_id_as_they_come_and_go() {
+    let d = networked();
+    let id = d.ok(&["network", "create", "--label", "team=web", "appnet"]).trim().to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    let ls = d.ok(&["network", "ls"]);
+    assert!(ls.starts_with("NETWORK ID") && ls.contains("appnet") && ls.contains("bridge"), "{ls}");
+    // Already there when the server comes: it learns the name then.
+    d.ok(&["run", "-d", "--name", "client", "--network", &id[..12], "busybox", "sleep", "600"]);
+    d.ok(&["run", "-d", "--name", "server", "--network", "appnet", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    let server = inspect(&d, "server");
+    let (ip, short) = (
+        server["NetworkSettings"]["Networks"]["appnet"]["IPAddress"].as_str().unwrap().to_string(),
+        server["Id"].as_str().unwrap()[..12].to_string(),
+    );
+    assert!(ip.starts_with("172.31."), "a /24 of 172.31.0.0/16: {ip}");
+    let hostname = server["Config"]["Hostname"].as_str().unwrap().to_string();
+    d.wait_for("httpd answers", Duration::from_secs(20), || http_get(&d, &format!("{ip}:80"), "/hostname").is_ok());
+    for name in ["server", short.as_str()] {
+        let got = d.ok(&["exec", "client", "wget", "-qO-", &format!("http://{name}/hostname")]);
+        assert_eq!(got.trim(), hostname, "by {name}");
+    }
+    let v: serde_json::Value = serde_json::from_str(&d.ok(&["network", "inspect", "appnet"])).unwrap();
+    assert_eq!(v[0]["Id"], id.as_str());
+    assert_eq!(v[0]["Labels"]["team"], "web");
+    assert_eq!(v[0]["IPAM"]["Config"][0]["Subnet"], "172.31.0.0/24");
+    assert_eq!(v[0]["Containers"][server["Id"].as_str().unwrap()]["Name"], "server");
+    // In use: refused, naming the users.
+    let o = d.rind(&["network", "rm", "appnet"]);
+    assert!(!o.status.success() && stderr(&o).contains("in use by container(s)"), "{}", stderr(&o));
+    // Gone: the name no longer resolves.
+    d.ok(&["rm", "-f", "server"]);
+    assert!(!d.ok(&["exec", "client", "cat", "/etc/hosts"]).contains("server"));
+    // The default bridge has no names (docker's rule).
+    d.ok(&["run", "-d", "--name", "plain", "busybox", "sleep", "600"]);
+    let o = d.rind(&["run", "--rm", "busybox", "wget", "-qO-", "-T", "2", "http://plain/"]);
+    assert!(!o.status.success());
+    d.ok(&["rm", "-f", "client", "plain"]);
+    assert_eq!(d.ok(&["network", "rm", "appnet"]).trim(), "appnet");
+    assert_eq!(leftovers(&d), Vec::<String>::new());
+    assert!(!d.ok(&["network", "ls"]).contains("appnet"));
+}
+
+#[test]
+fn network_create_checks_what_it_is_given_and_prune_keeps_what_is_used() {
+    let d = networked();
+    d.ok(&["network", "create", "--subnet", "10.77.0.0/16", "--gateway", "10.77.0.254", "--ip-range", "10.77.5.0/24", "fixed"]);
+    for (args, want) in [
+        (vec!["network", "create", "fixed"], "network with name fixed already exists"),
+        (vec!["network", "create", "--subnet", "10.77.8.0/24", "other"], "overlaps 10.77.0.0/16 of network fixed"),
+        (vec!["network", "create", "--subnet", "172.30.9.0/24", "other"], "of network bridge"),
+        (vec!["network", "create", "--subnet", "10.9.0.0/24", "--gateway", "10.8.0.1", "other"], "not a host address"),
+        (vec!["network", "create", "--subnet", "10.9.0.1/24", "other"], "host bits"),
+        (vec!["network", "create", "x!y"], "invalid network name"),
+        (vec!["network", "rm", "bridge"], "pre-defined network"),
+        (vec!["network", "rm", "nope"], "network nope not found"),
+    ] {
+        let o = d.rind(&args);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+    }
+    d.ok(&["run", "-d", "--name", "user", "--network", "fixed", "busybox", "sleep", "600"]);
+    let v = inspect(&d, "user");
+    let ip: std::net::Ipv4Addr = v["NetworkSettings"]["IPAddress"].as_str().unwrap().parse().unwrap();
+    assert_eq!(ip.octets()[..3], [10, 77, 5], "from the ip-range: {ip}");
+    assert_eq!(v["NetworkSettings"]["Gateway"], "10.77.0.254");
+    d.ok(&["network", "create", "idle"]);
+    let pruned = d.ok(&["network", "prune", "-f"]);
+    assert_eq!(pruned, "Deleted Networks:\nidle\n");
+    let names = d.ok(&["network", "ls", "-q"]);
+    assert_eq!(names.lines().count(), 2, "bridge and fixed: {names}");
+}
+
+#[test]
+fn an_internal_network_reaches_its_peers_but_not_outside() {
+    let d = networked();
+    let outside = TestNetns::new();
+    let (a, b) = (unique_id("va"), unique_id("vb"));
+    let (a, b) = (&a[a.len() - 12..], &b[b.len() - 12..]);
+    let o = std::process::Command::new("ip")
+        .args(["link", "add", a, "netns", &ns(&d).name, "type", "veth", "peer", "name", b, "netns", &outside.name])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    ns(&d).ip(&["addr", "add", "10.251.0.1/24", "dev", a]);
+    ns(&d).ip(&["link", "set", a, "up"]);
+    outside.ip(&["addr", "add", "10.251.0.2/24", "dev", b]);
+    outside.ip(&["link", "set", b, "up"]);
+    let www = tempfile::tempdir().unwrap();
+    std::fs::write(www.path().join("hello"), "from outside\n").unwrap();
+    let _server = KillOnDrop(outside.cmd("busybox").args(["httpd", "-f", "-p", "8000", "-h"]).arg(www.path()).spawn().unwrap());
+    d.wait_for("the outside server answers", Duration::from_secs(20), || http_get(&d, "10.251.0.2:8000", "/hello").is_ok());
+    d.ok(&["network", "create", "--internal", "sealed"]);
+    d.ok(&["run", "-d", "--name", "peer", "--network", "sealed", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    let o = d.rind(&["run", "--rm", "--network", "sealed", "busybox", "wget", "-qO-", "-T", "3", "http://10.251.0.2:8000/hello"]);
+    assert!(!o.status.success(), "an internal network has no way out: {}", stdout(&o));
+    let peer_host = inspect(&d, "peer")["Config"]["Hostname"].as_str().unwrap().to_string();
+    let got =
+        d.ok(&["run", "--rm", "--network", "sealed", "busybox", "sh", "-c", "until wget -qO- http://peer/hostname; do sleep 0.1; done"]);
+    assert_eq!(got.trim(), peer_host);
+}

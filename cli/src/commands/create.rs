@@ -1,7 +1,6 @@
 //! `create`: the flags `run` and `create` share, turned into rindd's
 //! request (env files read, `-e KEY` expanded, bind sources resolved).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
@@ -150,11 +149,7 @@ pub fn create_request(f: &CreateFlags) -> anyhow::Result<CreateContainerRequest>
         let host = std::fs::canonicalize(host).with_context(|| format!("volume {v:?}: host path {host}"))?;
         binds.push(Bind { host: host.display().to_string(), container: ctr.into(), read_only: ro });
     }
-    let mut labels = HashMap::new();
-    for l in &f.label {
-        let (k, v) = l.split_once('=').unwrap_or((l, ""));
-        labels.insert(k.to_string(), v.to_string());
-    }
+    let labels = format::labels(&f.label);
     let memory = f.memory.as_deref().map(format::parse_bytes).transpose().map_err(|e| anyhow::anyhow!("--memory: {e}"))?.unwrap_or(0);
     let entrypoint: Vec<String> = f.entrypoint.as_deref().map(|e| e.split_whitespace().map(String::from).collect()).unwrap_or_default();
     Ok(CreateContainerRequest {

@@ -1,8 +1,6 @@
 //! `image prune`: remove dangling images (with `-a`, every image no
 //! container uses), in docker's words.
 
-use std::io::{BufRead, Write};
-
 use rind_api::v1::rind_client::RindClient;
 use rind_api::v1::{PruneImagesRequest, PruneImagesResponse};
 use tonic::transport::Channel;
@@ -39,16 +37,11 @@ fn report(r: &PruneImagesResponse) -> String {
 }
 
 fn confirmed(all: bool) -> bool {
-    let warning = if all {
+    super::confirm(if all {
         "WARNING! This will remove all images without at least one container associated to them."
     } else {
         "WARNING! This will remove all dangling images."
-    };
-    print!("{warning}\nAre you sure you want to continue? [y/N] ");
-    let _ = std::io::stdout().flush();
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
-    matches!(answer.trim(), "y" | "Y")
+    })
 }
 
 pub async fn prune(c: &mut RindClient<Channel>, f: PruneFlags) -> anyhow::Result<i32> {

@@ -15,6 +15,7 @@ pub mod kill;
 pub mod load;
 pub mod login;
 pub mod logs;
+pub mod network;
 pub mod pause;
 pub mod port;
 pub mod prune;
@@ -55,4 +56,14 @@ where
         }
     }
     Ok(if failed { 1 } else { 0 })
+}
+
+/// docker's prompt before a prune: `warning`, then "[y/N]"; only y says yes.
+pub fn confirm(warning: &str) -> bool {
+    use std::io::{BufRead, Write};
+    print!("{warning}\nAre you sure you want to continue? [y/N] ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y")
 }

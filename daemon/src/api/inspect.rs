@@ -40,6 +40,34 @@ fn network_settings(c: &Config, attached: Option<&Attachment>) -> Value {
     })
 }
 
+/// `network inspect`: a network as docker's JSON shows it, with the
+/// containers attached (pure).
+pub fn network_json(n: &crate::network::NetworkInfo, attached: &[(String, String, Attachment)]) -> Value {
+    let mut ipam = json!({"Subnet": n.subnet, "Gateway": n.gateway});
+    if let Some(r) = &n.ip_range {
+        ipam["IPRange"] = json!(r);
+    }
+    let containers: serde_json::Map<String, Value> = attached
+        .iter()
+        .map(|(id, name, a)| {
+            let addr = a.address().unwrap_or_default();
+            (id.clone(), json!({"Name": name, "IPv4Address": format!("{}/{}", addr.ip, addr.prefix_len), "MacAddress": addr.mac}))
+        })
+        .collect();
+    json!({
+        "Name": n.name,
+        "Id": n.id,
+        "Created": n.created,
+        "Scope": "local",
+        "Driver": "bridge",
+        "IPAM": {"Driver": "default", "Config": [ipam]},
+        "Internal": n.internal,
+        "Containers": containers,
+        "Options": {"com.docker.network.bridge.name": n.bridge},
+        "Labels": n.labels,
+    })
+}
+
 pub fn container_json(row: &ContainerRow, paths: &Paths, attached: Option<&Attachment>) -> Result<Value, ContainerError> {
     let c = Config::of(row)?;
     let spec: oci_spec::runtime::Spec = serde_json::from_str(&row.spec).unwrap_or_default();

@@ -104,6 +104,21 @@ impl std::io::Read for ChunkReader {
     }
 }
 
+fn network_status_code(e: &crate::network::NetworkError, msg: String) -> Status {
+    use crate::network::NetworkError as E;
+    match e {
+        E::NotFound(_) => Status::not_found(msg),
+        E::Invalid(_) => Status::invalid_argument(msg),
+        E::Exists(_) | E::InUse { .. } | E::Predefined(_) => Status::failed_precondition(msg),
+        _ => Status::internal(msg),
+    }
+}
+
+fn network_status(e: crate::network::NetworkError) -> Status {
+    let msg = rind_common::error::chain(&e);
+    network_status_code(&e, msg)
+}
+
 /// The one mapping from container errors to gRPC codes.
 pub fn container_status(e: ContainerError) -> Status {
     let msg = message_of(&e);
@@ -111,8 +126,7 @@ pub fn container_status(e: ContainerError) -> Status {
         ContainerError::NotFound(_) | ContainerError::NoImage(_) => Status::not_found(msg),
         ContainerError::Conflict(_) => Status::failed_precondition(msg),
         ContainerError::Invalid(_) | ContainerError::Spec(_) => Status::invalid_argument(msg),
-        ContainerError::Network(crate::network::NetworkError::NotFound(_)) => Status::not_found(msg),
-        ContainerError::Network(crate::network::NetworkError::Subnet { .. }) => Status::invalid_argument(msg),
+        ContainerError::Network(e) => network_status_code(e, msg),
         // A row that does not read: the store's data is damaged.
         ContainerError::Store(StoreError::Corrupt { .. }) | ContainerError::BadConfig { .. } => Status::data_loss(msg),
         _ => Status::internal(msg),
@@ -276,6 +290,14 @@ impl RindApi {
             w.push_str(": `rind rm -f` removes it");
         }
         ListContainersResponse { containers, warnings }
+    }
+
+    fn networks(&self) -> Result<Arc<crate::network::Networks>, Status> {
+        self.containers
+            .networks
+            .get()
+            .cloned()
+            .ok_or_else(|| Status::failed_precondition("rindd runs without networks (bridge = \"none\" in its config)"))
     }
 
     fn config_of(req: CreateContainerRequest) -> Result<containers::Config, Status> {
@@ -607,6 +629,59 @@ impl Rind for RindApi {
         let req = req.into_inner();
         self.containers.rename(&req.id, &req.name).await.map_err(container_status)?;
         Ok(Response::new(Empty {}))
+    }
+
+    async fn create_network(&self, req: Request<CreateNetworkRequest>) -> Result<Response<CreateNetworkResponse>, Status> {
+        let r = req.into_inner();
+        let some = |s: String| (!s.is_empty()).then_some(s);
+        let o = crate::network::create::CreateOptions {
+            name: r.name,
+            subnet: some(r.subnet),
+            gateway: some(r.gateway),
+            ip_range: some(r.ip_range),
+            internal: r.internal,
+            labels: r.labels.into_iter().collect(),
+        };
+        let nets = self.networks()?;
+        let info = tokio::task::spawn_blocking(move || nets.create(&o)).await.map_err(internal)?.map_err(network_status)?;
+        Ok(Response::new(CreateNetworkResponse { id: info.id }))
+    }
+
+    async fn list_networks(&self, _req: Request<Empty>) -> Result<Response<ListNetworksResponse>, Status> {
+        let networks = self
+            .networks()?
+            .list()
+            .map_err(network_status)?
+            .into_iter()
+            .map(|n| Network {
+                id: n.id,
+                name: n.name,
+                driver: "bridge".into(),
+                subnet: n.subnet,
+                gateway: n.gateway,
+                internal: n.internal,
+                labels: n.labels.into_iter().collect(),
+                created: n.created,
+            })
+            .collect();
+        Ok(Response::new(ListNetworksResponse { networks }))
+    }
+
+    async fn inspect_network(&self, req: Request<NetworkRef>) -> Result<Response<InspectResponse>, Status> {
+        let n = self.networks()?.find(&req.into_inner().name).map_err(network_status)?;
+        let attached = self.containers.attached(&n.name).map_err(container_status)?;
+        let json = serde_json::json!([super::inspect::network_json(&n, &attached)]);
+        Ok(Response::new(InspectResponse { json: serde_json::to_string_pretty(&json).expect("json") }))
+    }
+
+    async fn remove_network(&self, req: Request<NetworkRef>) -> Result<Response<NetworkRef>, Status> {
+        let name = self.containers.remove_network(&req.into_inner().name).map_err(container_status)?;
+        Ok(Response::new(NetworkRef { name }))
+    }
+
+    async fn prune_networks(&self, _req: Request<Empty>) -> Result<Response<PruneNetworksResponse>, Status> {
+        let removed = self.containers.prune_networks().map_err(container_status)?;
+        Ok(Response::new(PruneNetworksResponse { removed }))
     }
 
     async fn prune_containers(&self, _req: Request<PruneContainersRequest>) -> Result<Response<PruneContainersResponse>, Status> {

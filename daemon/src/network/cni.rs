@@ -239,18 +239,12 @@ pub fn address_of(result: &Value, ifname: &str) -> Option<Address> {
 /// A bridge network's conflist (pure): `bridge` on `bridge_name` as the
 /// subnet's gateway, host-local addresses kept in `ipam_dir`, outbound NAT
 /// unless internal, then portmap for published ports.
-pub fn bridge_conflist(
-    name: &str,
-    bridge_name: &str,
-    subnet: &str,
-    gateway: &str,
-    ip_range: Option<&str>,
-    internal: bool,
-    ipam_dir: &Path,
-) -> Value {
-    let mut range = json!({"subnet": subnet, "gateway": gateway});
-    if let Some(r) = ip_range {
-        range["rangeStart"] = json!(r);
+pub fn bridge_conflist(info: &super::NetworkInfo, ipam_dir: &Path) -> Value {
+    let internal = info.internal;
+    let mut range = json!({"subnet": info.subnet, "gateway": info.gateway});
+    if let Some(r) = info.ip_range.as_deref().and_then(|r| super::subnet::Cidr::parse(r, "ip-range").ok()) {
+        let (start, end) = r.hosts();
+        (range["rangeStart"], range["rangeEnd"]) = (json!(start.to_string()), json!(end.to_string()));
     }
     let mut ipam = json!({
         "type": "host-local",
@@ -262,11 +256,12 @@ pub fn bridge_conflist(
     }
     json!({
         "cniVersion": VERSION,
-        "name": name,
+        "name": info.name,
+        "rind": info,
         "plugins": [
             {
                 "type": "bridge",
-                "bridge": bridge_name,
+                "bridge": info.bridge,
                 "isGateway": !internal,
                 "ipMasq": !internal,
                 "hairpinMode": true,
@@ -283,7 +278,14 @@ mod tests {
 
     #[test]
     fn a_plugin_gets_the_lists_name_version_prev_result_and_only_the_runtime_config_it_asks_for() {
-        let list = bridge_conflist("bridge", "rind0", "172.30.0.0/16", "172.30.0.1", None, false, Path::new("/run/rind/cni"));
+        let info = crate::network::NetworkInfo {
+            name: "bridge".into(),
+            bridge: "rind0".into(),
+            subnet: "172.30.0.0/16".into(),
+            gateway: "172.30.0.1".into(),
+            ..Default::default()
+        };
+        let list = bridge_conflist(&info, Path::new("/run/rind/cni"));
         let ps = plugins(&list).unwrap();
         assert_eq!(ps.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["bridge", "portmap"]);
         let rc = json!({"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}], "bandwidth": {}});
@@ -299,11 +301,24 @@ mod tests {
 
     #[test]
     fn internal_networks_have_no_gateway_route_or_nat() {
-        let l = bridge_conflist("n", "br-1", "10.9.0.0/24", "10.9.0.1", Some("10.9.0.128"), true, Path::new("/x"));
+        let info = crate::network::NetworkInfo {
+            name: "n".into(),
+            bridge: "br-1".into(),
+            subnet: "10.9.0.0/24".into(),
+            gateway: "10.9.0.1".into(),
+            ip_range: Some("10.9.0.128/25".into()),
+            internal: true,
+            ..Default::default()
+        };
+        let l = bridge_conflist(&info, Path::new("/x"));
         let b = &l["plugins"][0];
         assert_eq!((b["isGateway"].as_bool(), b["ipMasq"].as_bool()), (Some(false), Some(false)));
         assert!(b["ipam"].get("routes").is_none());
-        assert_eq!(b["ipam"]["ranges"][0][0]["rangeStart"], "10.9.0.128");
+        assert_eq!(
+            (&b["ipam"]["ranges"][0][0]["rangeStart"], &b["ipam"]["ranges"][0][0]["rangeEnd"]),
+            (&json!("10.9.0.129"), &json!("10.9.0.254"))
+        );
+        assert_eq!(l["rind"]["name"], "n");
     }
 
     #[test]

@@ -7,8 +7,10 @@
 //! a reboot frees them with everything else volatile.
 
 pub mod cni;
+pub mod create;
 pub mod netns;
 pub mod ports;
+pub mod subnet;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -30,8 +32,14 @@ pub const DEFAULT_PLUGIN_DIRS: &[&str] = &["/usr/lib/cni", "/opt/cni/bin"];
 pub enum NetworkError {
     #[error("network {0} not found")]
     NotFound(String),
-    #[error("invalid subnet {subnet:?}: {reason}")]
-    Subnet { subnet: String, reason: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("network with name {0} already exists")]
+    Exists(String),
+    #[error("{0} is a pre-defined network and cannot be removed")]
+    Predefined(String),
+    #[error("network {name} is in use by container(s) {containers}: remove them or disconnect them first")]
+    InUse { name: String, containers: String },
     #[error(transparent)]
     Cni(#[from] cni::CniError),
     #[error(transparent)]
@@ -49,6 +57,22 @@ pub enum NetworkError {
         #[source]
         source: serde_json::Error,
     },
+}
+
+/// A network as rind keeps it, beside its plugins in the conflist (under
+/// "rind": plugins are given only their own entries).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkInfo {
+    pub name: String,
+    pub id: String,
+    pub created: String,
+    pub bridge: String,
+    pub subnet: String,
+    pub gateway: String,
+    pub ip_range: Option<String>,
+    pub internal: bool,
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// What one container's attachment to one network is: kept on disk.
@@ -72,21 +96,37 @@ pub struct Networks {
     state: PathBuf,
     plugin_dirs: Vec<PathBuf>,
     timeout: Duration,
+    /// Held by `create` from its checks to its conflist written.
+    creating: std::sync::Mutex<()>,
 }
 
 impl Networks {
     /// Opens rindd's networks, writing the default bridge's conflist when
     /// there is none (`subnet` as configured).
     pub fn open(root: &Path, state: &Path, plugin_dirs: Vec<PathBuf>, subnet: &str) -> Result<Networks, NetworkError> {
-        let n = Networks { conf_dir: root.join("networks"), state: state.join("net"), plugin_dirs, timeout: Duration::from_secs(120) };
+        let n = Networks {
+            conf_dir: root.join("networks"),
+            state: state.join("net"),
+            plugin_dirs,
+            timeout: Duration::from_secs(120),
+            creating: std::sync::Mutex::new(()),
+        };
         for d in [&n.conf_dir, &n.state] {
             std::fs::create_dir_all(d).map_err(|source| NetworkError::Io { op: "create", path: d.clone(), source })?;
         }
         let default = n.conflist_path(DEFAULT_NETWORK);
         if !default.exists() {
-            let gateway = gateway_of(subnet)?;
-            let list = cni::bridge_conflist(DEFAULT_NETWORK, DEFAULT_BRIDGE, subnet, &gateway, None, false, &n.state.join("ipam"));
-            write_json(&default, &list)?;
+            let cidr = subnet::Cidr::parse(subnet, "bridge_subnet")?;
+            let info = NetworkInfo {
+                name: DEFAULT_NETWORK.into(),
+                id: random_id(),
+                created: crate::store::format_time(std::time::SystemTime::now()),
+                bridge: DEFAULT_BRIDGE.into(),
+                subnet: cidr.to_string(),
+                gateway: cidr.gateway().to_string(),
+                ..Default::default()
+            };
+            write_json(&default, &cni::bridge_conflist(&info, &n.state.join("ipam")))?;
         }
         Ok(n)
     }
@@ -219,17 +259,13 @@ fn runtime_config(ports: &[PortMapping]) -> Value {
     json!({ "portMappings": maps })
 }
 
-/// The first address of an IPv4 subnet: its gateway (pure).
-pub fn gateway_of(subnet: &str) -> Result<String, NetworkError> {
-    let bad = |reason: &str| NetworkError::Subnet { subnet: subnet.to_string(), reason: reason.to_string() };
-    let (addr, len) = subnet.split_once('/').ok_or_else(|| bad("needs a prefix length, as in 172.30.0.0/16"))?;
-    let addr: std::net::Ipv4Addr = addr.parse().map_err(|_| bad("is not an IPv4 address"))?;
-    let len: u32 = len.parse().ok().filter(|l| (8..=30).contains(l)).ok_or_else(|| bad("the prefix length must be from 8 to 30"))?;
-    let mask = u32::MAX << (32 - len);
-    if u32::from(addr) & !mask != 0 {
-        return Err(bad("has host bits set"));
-    }
-    Ok(std::net::Ipv4Addr::from((u32::from(addr) & mask) + 1).to_string())
+/// 64 hex digits, as docker's network ids.
+fn random_id() -> String {
+    let mut buf = [0u8; 32];
+    // SAFETY: buf is a valid, writable buffer of buf.len() bytes; getrandom(2)
+    // cannot fail for so small a request once the pool is ready.
+    unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn write_json(path: &Path, v: &Value) -> Result<(), NetworkError> {
@@ -248,16 +284,6 @@ fn write_json(path: &Path, v: &Value) -> Result<(), NetworkError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn gateways_and_bad_subnets() {
-        assert_eq!(gateway_of("172.30.0.0/16").unwrap(), "172.30.0.1");
-        assert_eq!(gateway_of("10.1.2.0/24").unwrap(), "10.1.2.1");
-        for (s, want) in [("10.0.0.0", "prefix length"), ("10.0.0.1/24", "host bits"), ("x/24", "IPv4"), ("10.0.0.0/31", "from 8 to 30")] {
-            let e = gateway_of(s).unwrap_err().to_string();
-            assert!(e.contains(want), "{s}: {e}");
-        }
-    }
 
     #[test]
     fn runtime_config_carries_the_mappings_as_portmap_reads_them() {

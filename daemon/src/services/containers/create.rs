@@ -81,7 +81,7 @@ impl Containers {
         let hosts = if c.run.network == "host" {
             std::fs::read_to_string("/etc/hosts").unwrap_or_default()
         } else {
-            format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\t{hostname}\n")
+            super::network::hosts_file(&hostname, None, &[])
         };
         let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let files = [("hostname", format!("{hostname}\n")), ("hosts", hosts), ("resolv.conf", resolv)];

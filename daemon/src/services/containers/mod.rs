@@ -180,8 +180,12 @@ pub struct Containers {
     kick: mpsc::UnboundedSender<Kick>,
     /// Container networks (CNI); unset, only `none` and `host` exist.
     pub networks: std::sync::OnceLock<Arc<crate::network::Networks>>,
-    /// Held from choosing a create's host ports until its row is in.
-    publishing: Mutex<()>,
+    /// Held by a create on a network from its checks until its row is in,
+    /// and by `network rm`: no container is made on a network being
+    /// removed, and no two take one host port.
+    network_plan: Mutex<()>,
+    /// Serialises the rewrites of user-defined networks' /etc/hosts files.
+    hosts_refresh: Mutex<()>,
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -253,7 +257,8 @@ impl Containers {
             events,
             kick,
             networks: std::sync::OnceLock::new(),
-            publishing: Mutex::new(()),
+            network_plan: Mutex::new(()),
+            hosts_refresh: Mutex::new(()),
         });
         (c, rx)
     }

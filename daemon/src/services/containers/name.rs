@@ -6,10 +6,7 @@ use super::{ContainerError, Result};
 /// The name as stored (without a leading `/`), or why it is refused.
 pub fn valid_name(name: &str) -> Result<&str> {
     let n = name.strip_prefix('/').unwrap_or(name);
-    let mut chars = n.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    let rest: Vec<char> = chars.collect();
-    if first_ok && !rest.is_empty() && rest.iter().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(*c)) {
+    if crate::names::follows_rule(n) {
         return Ok(n);
     }
     Err(ContainerError::Invalid(format!("invalid container name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-]+ is allowed")))
