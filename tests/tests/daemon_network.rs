@@ -320,6 +320,60 @@ fn network_create_checks_what_it_is_given_and_prune_keeps_what_is_used() {
     let ip: std::net::Ipv4Addr = v["NetworkSettings"]["IPAddress"].as_str().unwrap().parse().unwrap();
     assert_eq!(ip.octets()[..3], [10, 77, 5], "from the ip-range: {ip}");
     assert_eq!(v["NetworkSettings"]["Gateway"], "10.77.0.254");
+    // --ip, an alias, --add-host host-gateway, --dns*.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "--network",
+        "fixed",
+        "--ip",
+        "10.77.5.50",
+        "--network-alias",
+        "database",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    assert_eq!(inspect(&d, "db")["NetworkSettings"]["IPAddress"], "10.77.5.50");
+    let o = d.rind(&["run", "--rm", "--network", "fixed", "--ip", "10.77.5.50", "busybox", "true"]);
+    assert!(stderr(&o).contains("address 10.77.5.50/16 is already taken by container db"), "{}", stderr(&o));
+    let flags = [
+        "--network",
+        "fixed",
+        "--add-host",
+        "gw:host-gateway",
+        "--add-host",
+        "other:10.1.2.3",
+        "--dns",
+        "10.0.0.53",
+        "--dns-search",
+        "corp.example",
+        "--dns-option",
+        "ndots:3",
+    ];
+    let mut args = vec!["run", "--rm"];
+    args.extend(flags);
+    args.extend(["busybox", "sh", "-c", "cat /etc/hosts /etc/resolv.conf; until wget -qO- http://database/hostname; do sleep 0.1; done"]);
+    let out = d.ok(&args);
+    for want in [
+        "10.77.0.254\tgw\n",
+        "10.1.2.3\tother\n",
+        "10.77.5.50\tdb ",
+        " database\n",
+        "nameserver 10.0.0.53\n",
+        "search corp.example\n",
+        "options ndots:3\n",
+    ] {
+        assert!(out.contains(want), "{want:?} in {out}");
+    }
+    assert!(out.ends_with(&format!("{}\n", inspect(&d, "db")["Config"]["Hostname"].as_str().unwrap())), "{out}");
+    d.ok(&["rm", "-f", "db"]);
     d.ok(&["network", "create", "idle"]);
     let pruned = d.ok(&["network", "prune", "-f"]);
     assert_eq!(pruned, "Deleted Networks:\nidle\n");

@@ -72,6 +72,22 @@ pub struct CreateFlags {
     /// Publish every port the image EXPOSEs, on free host ports
     #[arg(short = 'P', long = "publish-all")]
     pub publish_all: bool,
+    /// The container's IPv4 address on a user-defined network
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Another name for the container on its user-defined network
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// A DNS server for the container's resolv.conf
+    #[arg(long)]
+    pub dns: Vec<String>,
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    pub dns_option: Vec<String>,
+    /// HOST:IP in /etc/hosts (IP may be host-gateway)
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
     /// no, always, unless-stopped, on-failure[:N]
     #[arg(long, default_value = "no", value_parser = format::parse_restart)]
     pub restart: format::Restart,
@@ -183,5 +199,11 @@ pub fn create_request(f: &CreateFlags) -> anyhow::Result<CreateContainerRequest>
         stop_timeout: f.stop_timeout.unwrap_or(-1),
         publish: f.publish.clone(),
         publish_all: f.publish_all,
+        ip: f.ip.clone().unwrap_or_default(),
+        network_aliases: f.network_alias.clone(),
+        dns: f.dns.clone(),
+        dns_search: f.dns_search.clone(),
+        dns_options: f.dns_option.clone(),
+        add_hosts: f.add_host.clone(),
     })
 }

@@ -329,6 +329,19 @@ impl RindApi {
                 .map(|p| crate::network::ports::parse(p))
                 .collect::<Result<_, _>>()
                 .map_err(|e| Status::invalid_argument(e.to_string()))?,
+            ip: (!req.ip.is_empty()).then_some(req.ip),
+            network_aliases: req.network_aliases,
+            dns: req.dns,
+            dns_search: req.dns_search,
+            dns_options: req.dns_options,
+            add_hosts: req
+                .add_hosts
+                .iter()
+                .map(|h| match h.split_once(':') {
+                    Some((host, ip)) if !host.is_empty() && !ip.is_empty() => Ok((host.to_string(), ip.to_string())),
+                    _ => Err(Status::invalid_argument(format!("invalid --add-host {h:?}: HOST:IP expected"))),
+                })
+                .collect::<Result<_, _>>()?,
             seccomp_unconfined: false,
         };
         Ok(containers::Config {

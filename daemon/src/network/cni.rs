@@ -262,6 +262,8 @@ pub fn bridge_conflist(info: &super::NetworkInfo, ipam_dir: &Path) -> Value {
             {
                 "type": "bridge",
                 "bridge": info.bridge,
+                // --ip: host-local takes runtimeConfig.ips.
+                "capabilities": {"ips": true},
                 "isGateway": !internal,
                 "ipMasq": !internal,
                 "hairpinMode": true,

@@ -189,7 +189,8 @@ impl Networks {
     /// Pins the container's namespace and attaches it to `network` with
     /// `ports` published; an attachment already made (a restart of the
     /// container, or of rindd) is kept as it is. Whatever fails is undone.
-    pub async fn attach(&self, id: &str, network: &str, ports: &[PortMapping]) -> Result<Attachment, NetworkError> {
+    /// `ip`: the address asked for (`--ip`), with its subnet's prefix.
+    pub async fn attach(&self, id: &str, network: &str, ports: &[PortMapping], ip: Option<&str>) -> Result<Attachment, NetworkError> {
         let pin = self.netns(id);
         if netns::is_pinned(&pin) {
             if let Some(a) = self.attachment(id, network) {
@@ -198,7 +199,7 @@ impl Networks {
         }
         let list = self.conflist(network)?;
         netns::create(&pin)?;
-        let rc = runtime_config(ports);
+        let rc = runtime_config(ports, ip);
         let inv = cni::Invocation { container_id: id, netns: &pin, ifname: IFNAME, runtime_config: &rc };
         let added = cni::run_list(&list, cni::Command::Add, &inv, None, &self.plugin_dirs, self.timeout).await;
         let result = match added {
@@ -229,7 +230,7 @@ impl Networks {
         let result_path = self.result_path(id, network);
         if kept.is_some() || netns::is_pinned(&pin) {
             let list = self.conflist(network)?;
-            let rc = runtime_config(kept.as_ref().map(|a| a.ports.as_slice()).unwrap_or(&[]));
+            let rc = runtime_config(kept.as_ref().map(|a| a.ports.as_slice()).unwrap_or(&[]), None);
             let inv = cni::Invocation { container_id: id, netns: &pin, ifname: IFNAME, runtime_config: &rc };
             cni::run_list(&list, cni::Command::Del, &inv, kept.as_ref().map(|a| &a.result), &self.plugin_dirs, self.timeout).await?;
         }
@@ -244,8 +245,8 @@ impl Networks {
     }
 }
 
-/// CNI's runtimeConfig for `ports` (pure).
-fn runtime_config(ports: &[PortMapping]) -> Value {
+/// CNI's runtimeConfig for `ports` and an asked-for address, CIDR (pure).
+fn runtime_config(ports: &[PortMapping], ip: Option<&str>) -> Value {
     let maps: Vec<Value> = ports
         .iter()
         .map(|p| {
@@ -256,7 +257,11 @@ fn runtime_config(ports: &[PortMapping]) -> Value {
             m
         })
         .collect();
-    json!({ "portMappings": maps })
+    let mut rc = json!({ "portMappings": maps });
+    if let Some(ip) = ip {
+        rc["ips"] = json!([ip]);
+    }
+    rc
 }
 
 /// 64 hex digits, as docker's network ids.
@@ -289,9 +294,10 @@ mod tests {
     fn runtime_config_carries_the_mappings_as_portmap_reads_them() {
         let p = [PortMapping { host_ip: "127.0.0.1".into(), host_port: 8080, container_port: 80, protocol: "tcp".into() }];
         assert_eq!(
-            runtime_config(&p),
+            runtime_config(&p, None),
             json!({"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp", "hostIP": "127.0.0.1"}]})
         );
+        assert_eq!(runtime_config(&[], Some("10.1.0.9/16")), json!({"portMappings": [], "ips": ["10.1.0.9/16"]}));
     }
 
     #[test]

@@ -48,6 +48,14 @@ pub struct RunOptions {
     pub network: String,
     /// Published ports (`-p`), host ports chosen at create.
     pub ports: Vec<crate::network::PortMapping>,
+    /// `--ip` on a user-defined network.
+    pub ip: Option<String>,
+    pub network_aliases: Vec<String>,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
+    /// `--add-host`: (host, address), host-gateway resolved at create.
+    pub add_hosts: Vec<(String, String)>,
     /// --security-opt seccomp=unconfined
     pub seccomp_unconfined: bool,
 }

@@ -81,9 +81,9 @@ impl Containers {
         let hosts = if c.run.network == "host" {
             std::fs::read_to_string("/etc/hosts").unwrap_or_default()
         } else {
-            super::network::hosts_file(&hostname, None, &[])
+            super::network::hosts_file(c, None, &[])
         };
-        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let resolv = super::network::resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(), c);
         let files = [("hostname", format!("{hostname}\n")), ("hosts", hosts), ("resolv.conf", resolv)];
         let mut mounts = Vec::new();
         for (name, data) in files {

@@ -19,12 +19,82 @@ pub(super) struct Planned<'a> {
 /// A container's /etc/hosts (pure): localhost, its hostname on its own
 /// address (loopback before it has one), then its peers on a user-defined
 /// network, each under its names.
-pub(super) fn hosts_file(hostname: &str, own: Option<&str>, peers: &[(String, Vec<String>)]) -> String {
+pub(super) fn hosts_file(c: &Config, own: Option<&str>, peers: &[(String, Vec<String>)]) -> String {
+    let hostname = c.run.hostname.as_deref().unwrap_or("");
     let mut s = format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{}\t{hostname}\n", own.unwrap_or("127.0.0.1"));
+    for (host, ip) in &c.run.add_hosts {
+        s.push_str(&format!("{ip}\t{host}\n"));
+    }
     for (ip, names) in peers {
         s.push_str(&format!("{ip}\t{}\n", names.join(" ")));
     }
     s
+}
+
+/// The container's resolv.conf (pure): the host's, with its nameservers,
+/// search domains or options replaced by `--dns`, `--dns-search`,
+/// `--dns-option` when given, as docker does.
+pub(super) fn resolv_conf(host: &str, c: &Config) -> String {
+    let r = &c.run;
+    let replaced = |l: &str| {
+        let key = l.split_whitespace().next().unwrap_or("");
+        (!r.dns.is_empty() && key == "nameserver")
+            || (!r.dns_search.is_empty() && (key == "search" || key == "domain"))
+            || (!r.dns_options.is_empty() && key == "options")
+    };
+    let mut out: String = host.lines().filter(|l| !replaced(l)).map(|l| format!("{l}\n")).collect();
+    for ns in &r.dns {
+        out.push_str(&format!("nameserver {ns}\n"));
+    }
+    for (key, values) in [("search", &r.dns_search), ("options", &r.dns_options)] {
+        if !values.is_empty() {
+            out.push_str(&format!("{key} {}\n", values.join(" ")));
+        }
+    }
+    out
+}
+
+/// Checks `--ip`, `--network-alias`, `--add-host` and `--dns` against the
+/// container's network (None: none or host), as docker does; `--ip` is kept
+/// with its subnet's prefix (as host-local takes it) and `host-gateway` as
+/// the network's gateway (pure).
+pub(super) fn check_options(run: &mut crate::services::spec::RunOptions, net: Option<&crate::network::NetworkInfo>) -> Result<()> {
+    let user_defined = net.filter(|n| n.name != crate::network::DEFAULT_NETWORK);
+    let invalid = |m: String| ContainerError::Invalid(m);
+    if let Some(ip) = run.ip.clone() {
+        let n = user_defined.ok_or_else(|| invalid(format!("--ip {ip}: an address can be chosen only on a user-defined network")))?;
+        let addr: std::net::Ipv4Addr = ip.parse().map_err(|_| invalid(format!("--ip {ip:?}: not an IPv4 address")))?;
+        let cidr = crate::network::subnet::Cidr::parse(&n.subnet, "subnet")?;
+        let (first, last) = cidr.hosts();
+        if !(first..=last).contains(&addr) || addr.to_string() == n.gateway {
+            return Err(invalid(format!(
+                "--ip {addr} is not a host address of network {}'s subnet {cidr} (its gateway is {})",
+                n.name, n.gateway
+            )));
+        }
+        run.ip = Some(format!("{addr}/{}", cidr.len));
+    }
+    if let Some(a) = run.network_aliases.first() {
+        if user_defined.is_none() {
+            return Err(invalid(format!("--network-alias {a}: aliases work only on user-defined networks")));
+        }
+    }
+    if let Some(a) = run.network_aliases.iter().find(|a| !crate::names::follows_rule(a)) {
+        return Err(invalid(format!("invalid --network-alias {a:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-]+ is allowed")));
+    }
+    for (host, ip) in &mut run.add_hosts {
+        if ip == "host-gateway" {
+            *ip = net
+                .map(|n| n.gateway.clone())
+                .ok_or_else(|| invalid(format!("--add-host {host}:host-gateway needs a network with a gateway")))?;
+        } else if ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(invalid(format!("invalid --add-host {host}:{ip}: not an IP address")));
+        }
+    }
+    if let Some(d) = run.dns.iter().find(|d| d.parse::<std::net::IpAddr>().is_err()) {
+        return Err(invalid(format!("invalid --dns {d:?}: not an IP address")));
+    }
+    Ok(())
 }
 
 /// Whether the container has a network of rindd's (not none or host).
@@ -59,19 +129,28 @@ impl Containers {
             if !c.run.ports.is_empty() {
                 return Err(ContainerError::Invalid(format!("ports cannot be published on network {:?}", c.run.network)));
             }
+            check_options(&mut c.run, None)?;
             return Ok(Planned { netns: None, _planning: None });
         }
         let nets = self.nets(&c.run.network)?;
         // Until the row is in: no network rm in between, no other create
-        // taking the same host port.
+        // taking the same host port or address.
         let planning = self.network_plan.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let info = nets.find(&c.run.network)?;
         // Named by id or name: kept by name.
-        c.run.network = nets.find(&c.run.network)?.name;
+        c.run.network = info.name.clone();
+        check_options(&mut c.run, Some(&info))?;
         let netns = Some(nets.netns(id));
-        if c.run.ports.is_empty() {
+        if c.run.ports.is_empty() && c.run.ip.is_none() {
             return Ok(Planned { netns, _planning: Some(planning) });
         }
-        let taken: Vec<PortMapping> = self.list()?.iter().filter_map(|r| Config::of(r).ok()).flat_map(|other| other.run.ports).collect();
+        let others: Vec<(String, Config)> = self.list()?.into_iter().filter_map(|r| Config::of(&r).ok().map(|c| (r.name, c))).collect();
+        if let Some(ip) = &c.run.ip {
+            if let Some((name, _)) = others.iter().find(|(_, o)| o.run.network == c.run.network && o.run.ip.as_ref() == Some(ip)) {
+                return Err(ContainerError::Conflict(format!("address {ip} is already taken by container {name}")));
+            }
+        }
+        let taken: Vec<PortMapping> = others.into_iter().flat_map(|(_, other)| other.run.ports).collect();
         for i in 0..c.run.ports.len() {
             let p = &mut c.run.ports[i];
             if p.host_port == 0 {
@@ -97,11 +176,11 @@ impl Containers {
         if !on_network(c) {
             return Ok(());
         }
-        let a = self.nets(&c.run.network)?.attach(id, &c.run.network, &c.run.ports).await?;
+        let a = self.nets(&c.run.network)?.attach(id, &c.run.network, &c.run.ports, c.run.ip.as_deref()).await?;
         if c.run.network == crate::network::DEFAULT_NETWORK {
             // No names on the default network (docker's rule): its own line only.
             let own = a.address().map(|x| x.ip);
-            self.write_hosts(id, &hosts_file(c.run.hostname.as_deref().unwrap_or(""), own.as_deref(), &[]));
+            self.write_hosts(id, &hosts_file(c, own.as_deref(), &[]));
         } else {
             self.refresh_hosts(&c.run.network)?;
         }
@@ -116,16 +195,20 @@ impl Containers {
         // last one writes what is true now.
         let _one = self.hosts_refresh.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let attached = self.attached(network)?;
-        let entries: Vec<(String, String, Vec<String>)> = attached
-            .iter()
-            .filter_map(|(id, name, a)| a.address().map(|x| (id.clone(), x.ip, vec![name.clone(), id[..12].to_string()])))
+        // (id, config, address, names: its name, short id and aliases)
+        let entries: Vec<(String, Config, String, Vec<String>)> = attached
+            .into_iter()
+            .filter_map(|(id, name, a)| {
+                let c = self.get(&id).ok().and_then(|r| Config::of(&r).ok())?;
+                let mut names = vec![name, id[..12].to_string()];
+                names.extend(c.run.network_aliases.iter().cloned());
+                a.address().map(|x| (id, c, x.ip, names))
+            })
             .collect();
-        for (id, ip, _) in &entries {
-            let Ok(row) = self.get(id) else { continue };
-            let hostname = Config::of(&row).ok().and_then(|c| c.run.hostname).unwrap_or_default();
+        for (id, c, ip, _) in &entries {
             let peers: Vec<(String, Vec<String>)> =
-                entries.iter().filter(|(other, _, _)| other != id).map(|(_, ip, names)| (ip.clone(), names.clone())).collect();
-            self.write_hosts(id, &hosts_file(&hostname, Some(ip), &peers));
+                entries.iter().filter(|(other, ..)| other != id).map(|(_, _, ip, names)| (ip.clone(), names.clone())).collect();
+            self.write_hosts(id, &hosts_file(c, Some(ip), &peers));
         }
         Ok(())
     }
@@ -219,5 +302,65 @@ impl Containers {
                 self.detach_network(&id, None).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::NetworkInfo;
+    use crate::services::spec::RunOptions;
+
+    fn net(name: &str) -> NetworkInfo {
+        NetworkInfo { name: name.into(), subnet: "10.7.0.0/16".into(), gateway: "10.7.0.1".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn options_follow_the_network() {
+        let mut run = RunOptions {
+            ip: Some("10.7.3.4".into()),
+            network_aliases: vec!["db".into()],
+            add_hosts: vec![("gw".into(), "host-gateway".into())],
+            ..Default::default()
+        };
+        check_options(&mut run, Some(&net("mine"))).unwrap();
+        assert_eq!((run.ip.as_deref(), run.add_hosts[0].1.as_str()), (Some("10.7.3.4/16"), "10.7.0.1"));
+        for (run, network, want) in [
+            (RunOptions { ip: Some("10.7.3.4".into()), ..Default::default() }, Some(net("bridge")), "only on a user-defined network"),
+            (RunOptions { ip: Some("10.8.0.2".into()), ..Default::default() }, Some(net("mine")), "not a host address"),
+            (RunOptions { ip: Some("10.7.0.1".into()), ..Default::default() }, Some(net("mine")), "its gateway is 10.7.0.1"),
+            (RunOptions { ip: Some("x".into()), ..Default::default() }, Some(net("mine")), "not an IPv4 address"),
+            (RunOptions { network_aliases: vec!["db".into()], ..Default::default() }, None, "only on user-defined networks"),
+            (RunOptions { network_aliases: vec!["d b".into()], ..Default::default() }, Some(net("mine")), "invalid --network-alias"),
+            (RunOptions { add_hosts: vec![("h".into(), "host-gateway".into())], ..Default::default() }, None, "needs a network"),
+            (RunOptions { add_hosts: vec![("h".into(), "nope".into())], ..Default::default() }, None, "not an IP address"),
+            (RunOptions { dns: vec!["dns.example".into()], ..Default::default() }, None, "invalid --dns"),
+        ] {
+            let mut run = run;
+            let e = check_options(&mut run, network.as_ref()).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        }
+    }
+
+    #[test]
+    fn etc_files_carry_the_flags() {
+        let c = Config {
+            run: RunOptions {
+                hostname: Some("h1".into()),
+                add_hosts: vec![("db".into(), "10.0.0.5".into())],
+                dns: vec!["10.0.0.53".into()],
+                dns_search: vec!["a.example".into(), "b.example".into()],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let hosts = hosts_file(&c, Some("10.7.0.2"), &[("10.7.0.3".into(), vec!["web".into(), "abc".into()])]);
+        assert_eq!(
+            hosts,
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n10.7.0.2\th1\n10.0.0.5\tdb\n10.7.0.3\tweb abc\n"
+        );
+        let resolv = resolv_conf("nameserver 1.1.1.1\nsearch old.example\noptions ndots:2\n", &c);
+        assert_eq!(resolv, "options ndots:2\nnameserver 10.0.0.53\nsearch a.example b.example\n");
+        assert_eq!(resolv_conf("nameserver 1.1.1.1\n", &Config::default()), "nameserver 1.1.1.1\n");
     }
 }
