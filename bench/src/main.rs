@@ -10,9 +10,13 @@
 //!                                            rind-runtime vs runc
 //!   rind-bench pull [--runs N]               cold pull of 200 MiB in 8 layers from a local
 //!                                            registry: rind vs containerd; rindd's peak RSS
+//!   rind-bench network [--runs N] [--containers N]  `run --rm` on the bridge vs none, and N
+//!                                            containers with -p one after another: rind vs
+//!                                            docker vs podman, each in its own netns
 
 mod daemon;
 mod engines;
+mod network;
 mod pull;
 mod runtime;
 mod shim;
@@ -27,6 +31,10 @@ fn main() -> anyhow::Result<()> {
             daemon::bench(n, runs)
         }
         Some("engines") => engines::bench(runs),
+        Some("network") => {
+            let n = args.iter().position(|a| a == "--containers").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(50);
+            network::bench(if args.iter().any(|a| a == "--runs") { runs } else { 20 }, n)
+        }
         Some("pull") => pull::bench(if args.iter().any(|a| a == "--runs") { runs } else { 5 }),
         Some("shim") => {
             let n = args.iter().position(|a| a == "--containers").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(50);
@@ -34,7 +42,7 @@ fn main() -> anyhow::Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: rind-bench runtime [--runs N] [--full] | shim [--containers N] [--runs N] | daemon [--containers N] [--runs N] | engines [--runs N] | pull [--runs N]"
+                "usage: rind-bench runtime [--runs N] [--full] | shim [--containers N] [--runs N] | daemon [--containers N] [--runs N] | engines [--runs N] | pull [--runs N] | network [--runs N] [--containers N]"
             );
             std::process::exit(2);
         }

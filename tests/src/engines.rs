@@ -45,12 +45,42 @@ pub struct Engine {
     // Dropped after dockerd: its containerd.
     containerd: Option<Containerd>,
     rind: PathBuf,
+    /// A network namespace the engine runs in, with its own default
+    /// network (bridge, NAT, published ports); None: no network set up.
+    netns: Option<PathBuf>,
 }
 
 impl Engine {
     /// dockerd with a containerd of its own (dockerd's own would die with it),
     /// rind-runtime registered as runtime "rind", no bridge or firewall rules.
     pub fn docker() -> Engine {
+        Engine::start_docker(None)
+    }
+
+    /// dockerd run in the network namespace `netns`, with docker's default
+    /// bridge, NAT and published ports there.
+    pub fn docker_networked(netns: &Path) -> Engine {
+        Engine::start_docker(Some(netns.to_path_buf()))
+    }
+
+    /// podman run in `netns`, with its default network there.
+    pub fn podman_networked(netns: &Path) -> Engine {
+        Engine::start_podman(Some(netns.to_path_buf()))
+    }
+
+    /// `program` as is, or entering `netns` first.
+    fn in_netns(netns: Option<&Path>, program: &str) -> Command {
+        match netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.display())).arg("--").arg(program);
+                c
+            }
+            None => Command::new(program),
+        }
+    }
+
+    fn start_docker(netns: Option<PathBuf>) -> Engine {
         require_root();
         let rind = workspace_bin("rind-runtime");
         let containerd = Containerd::start();
@@ -60,7 +90,12 @@ impl Engine {
         let config = serde_json::json!({"runtimes": {"rind": {"path": rind}}});
         fs::write(d.join("daemon.json"), config.to_string()).unwrap();
         let log = fs::File::create(d.join("dockerd.log")).unwrap();
-        let child = Command::new("/usr/sbin/dockerd")
+        let network_flags: &[&str] = if netns.is_some() {
+            &["--ip6tables=false", "--userland-proxy=false"]
+        } else {
+            &["--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false", "--userland-proxy=false"]
+        };
+        let child = Engine::in_netns(netns.as_deref(), "/usr/sbin/dockerd")
             .arg("--containerd")
             .arg(containerd.socket())
             .arg("--data-root")
@@ -73,7 +108,7 @@ impl Engine {
             .arg(format!("unix://{}", d.join("docker.sock").display()))
             .arg("--config-file")
             .arg(d.join("daemon.json"))
-            .args(["--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false", "--userland-proxy=false"])
+            .args(network_flags)
             .args(["--storage-driver", "overlay2", "--log-level", "warn"])
             .arg(format!("--cgroup-parent=/{cgroup_parent}"))
             .stdin(Stdio::null())
@@ -81,7 +116,7 @@ impl Engine {
             .stderr(log)
             .spawn()
             .expect("dockerd is missing: apt-get install docker.io");
-        let e = Engine { kind: Kind::Docker, dir, cgroup_parent, dockerd: Some(child), containerd: Some(containerd), rind };
+        let e = Engine { kind: Kind::Docker, dir, cgroup_parent, dockerd: Some(child), containerd: Some(containerd), rind, netns };
         wait_until("dockerd answers", Duration::from_secs(60), || e.cli(&["version"]).status.success());
         e.load_busybox();
         e
@@ -89,11 +124,15 @@ impl Engine {
 
     /// podman with its own storage, run and tmp dirs, cgroupfs, file events.
     pub fn podman() -> Engine {
+        Engine::start_podman(None)
+    }
+
+    fn start_podman(netns: Option<PathBuf>) -> Engine {
         require_root();
         let rind = workspace_bin("rind-runtime");
         let dir = tempfile::Builder::new().prefix("podman").tempdir_in("/run").unwrap();
         let cgroup_parent = crate::unique_id("rindtest-podman");
-        let e = Engine { kind: Kind::Podman, dir, cgroup_parent, dockerd: None, containerd: None, rind };
+        let e = Engine { kind: Kind::Podman, dir, cgroup_parent, dockerd: None, containerd: None, rind, netns };
         e.load_busybox();
         e
     }
@@ -114,13 +153,15 @@ impl Engine {
         let mut c = match self.kind {
             Kind::Docker => {
                 // Debian's CLI, not whatever else is first on PATH.
-                let mut c = Command::new("/usr/bin/docker");
+                let mut c = Engine::in_netns(self.netns.as_deref(), "/usr/bin/docker");
                 c.arg("--host").arg(format!("unix://{}", d.join("docker.sock").display()));
                 c
             }
             Kind::Podman => {
-                let mut c = Command::new("/usr/bin/podman");
+                let mut c = Engine::in_netns(self.netns.as_deref(), "/usr/bin/podman");
                 c.arg("--root").arg(d.join("root")).arg("--runroot").arg(d.join("runroot")).arg("--tmpdir").arg(d.join("tmp"));
+                // Its network configs its own, not the host's /etc/cni/net.d.
+                c.arg("--network-config-dir").arg(d.join("net.d"));
                 c.args(["--storage-driver", "overlay", "--cgroup-manager", "cgroupfs", "--events-backend", "file"]);
                 c
             }
@@ -144,7 +185,10 @@ impl Engine {
             (Kind::Podman, o) => {
                 // (The runtime is a global flag: command_for.)
                 let _ = o;
-                let mut f: Vec<String> = vec!["--network".into(), "none".into(), format!("--cgroup-parent=/{}", self.cgroup_parent)];
+                let mut f: Vec<String> = vec![format!("--cgroup-parent=/{}", self.cgroup_parent)];
+                if self.netns.is_none() {
+                    f.extend(["--network".into(), "none".into()]);
+                }
                 for l in ["nofile=4096:4096", "nproc=4096:4096"] {
                     f.extend(["--ulimit".into(), l.into()]);
                 }

@@ -185,7 +185,14 @@ fn leftovers(d: &Daemon) -> Vec<String> {
         }
     }
     let rules = ns(d).cmd("iptables-save").output().unwrap();
-    for l in stdout(&rules).lines().filter(|l| l.starts_with("-A CNI-DN-") || l.starts_with(":CNI-DN-")) {
+    // Per container: portmap's CNI-DN-<hash> chains (and the jumps to them),
+    // the bridge plugin's CNI-<24 hex> NAT chains. (portmap's shared
+    // CNI-HOSTPORT-* chains stay, as the plugin leaves them.)
+    let per_container = |l: &&str| {
+        l.contains("CNI-DN-")
+            || l.split("CNI-").skip(1).any(|rest| rest.len() >= 24 && rest.chars().take(24).all(|c| c.is_ascii_hexdigit()))
+    };
+    for l in stdout(&rules).lines().filter(per_container) {
         out.push(format!("iptables: {l}"));
     }
     out.extend(mounts_under(&d.state().join("net")).into_iter().map(|m| format!("mount: {m}")));
@@ -293,6 +300,8 @@ fn user_defined_networks_find_containers_by_name_and_short_id_as_they_come_and_g
     assert!(!o.status.success());
     d.ok(&["rm", "-f", "client", "plain"]);
     assert_eq!(d.ok(&["network", "rm", "appnet"]).trim(), "appnet");
+    let nat = stdout(&ns(&d).cmd("iptables-save").args(["-t", "nat"]).output().unwrap());
+    assert!(nat.contains("rind network bridge") && !nat.contains("rind network appnet"), "one NAT rule per network, gone with it:\n{nat}");
     assert_eq!(leftovers(&d), Vec::<String>::new());
     assert!(!d.ok(&["network", "ls"]).contains("appnet"));
 }

@@ -80,7 +80,28 @@ pub fn plugin_input(conflist: &Value, plugin: &Value, prev: Option<&Value>, runt
         obj.insert("runtimeConfig".into(), Value::Object(rc));
     }
     obj.remove("capabilities");
+    obj.remove(ONLY_WITH);
     conf
+}
+
+/// The key by which rind's own lists mark a plugin that is there only for
+/// one runtime config (portmap: `portMappings`); stripped before the plugin
+/// sees its config.
+const ONLY_WITH: &str = "rindOnlyWith";
+
+/// Whether a plugin of the list runs for this container (pure): one marked
+/// `rindOnlyWith` is left out when the container has none of that runtime
+/// config (portmap without published ports: an exec and iptables calls for
+/// nothing, at every run and rm). Unmarked plugins always run, as the spec
+/// says, so lists rind did not write run whole.
+pub fn needed(plugin: &Value, runtime_config: &Value) -> bool {
+    let Some(key) = plugin.get(ONLY_WITH).and_then(Value::as_str) else { return true };
+    match runtime_config.get(key) {
+        None | Some(Value::Null) => false,
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Object(o)) => !o.is_empty(),
+        Some(_) => true,
+    }
 }
 
 /// The conflist's plugins, checked: a name, and each plugin an object
@@ -139,6 +160,7 @@ pub async fn run_list(
     timeout: Duration,
 ) -> Result<Value, CniError> {
     let mut plugins = plugins(conflist)?;
+    plugins.retain(|(_, p)| needed(p, inv.runtime_config));
     if cmd == Command::Del {
         plugins.reverse();
     }
@@ -265,11 +287,13 @@ pub fn bridge_conflist(info: &super::NetworkInfo, ipam_dir: &Path) -> Value {
                 // --ip: host-local takes runtimeConfig.ips.
                 "capabilities": {"ips": true},
                 "isGateway": !internal,
-                "ipMasq": !internal,
+                // NAT is one rule per network, rindd's (network::nat), not
+                // a chain per container made and removed on every run.
+                "ipMasq": false,
                 "hairpinMode": true,
                 "ipam": ipam,
             },
-            {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true},
+            {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true, ONLY_WITH: "portMappings"},
         ],
     })
 }
@@ -314,13 +338,27 @@ mod tests {
         };
         let l = bridge_conflist(&info, Path::new("/x"));
         let b = &l["plugins"][0];
-        assert_eq!((b["isGateway"].as_bool(), b["ipMasq"].as_bool()), (Some(false), Some(false)));
+        assert_eq!(b["isGateway"].as_bool(), Some(false));
         assert!(b["ipam"].get("routes").is_none());
         assert_eq!(
             (&b["ipam"]["ranges"][0][0]["rangeStart"], &b["ipam"]["ranges"][0][0]["rangeEnd"]),
             (&json!("10.9.0.129"), &json!("10.9.0.254"))
         );
         assert_eq!(l["rind"]["name"], "n");
+    }
+
+    #[test]
+    fn portmap_is_left_out_without_ports_unmarked_plugins_always_run() {
+        let info = crate::network::NetworkInfo { name: "n".into(), subnet: "10.9.0.0/24".into(), ..Default::default() };
+        let list = bridge_conflist(&info, Path::new("/x"));
+        let ps = plugins(&list).unwrap();
+        let (bridge, portmap) = (&ps[0].1, &ps[1].1);
+        let none = json!({"portMappings": []});
+        let some = json!({"portMappings": [{"hostPort": 1, "containerPort": 2, "protocol": "tcp"}]});
+        assert!(needed(bridge, &none) && !needed(portmap, &none) && needed(portmap, &some));
+        assert!(plugin_input(&list, portmap, None, &some).get(ONLY_WITH).is_none(), "the plugin never sees the mark");
+        let kubelets = json!({"type": "portmap", "capabilities": {"portMappings": true}});
+        assert!(needed(&kubelets, &none), "unmarked plugins always run");
     }
 
     #[test]

@@ -90,7 +90,7 @@ pub fn info_of(list: &Value) -> NetworkInfo {
         bridge: bridge["bridge"].as_str().unwrap_or("").into(),
         subnet: range["subnet"].as_str().unwrap_or("").into(),
         gateway: range["gateway"].as_str().unwrap_or("").into(),
-        internal: bridge["ipMasq"] == Value::Bool(false),
+        internal: bridge["isGateway"] == Value::Bool(false),
         ..Default::default()
     }
 }
@@ -106,16 +106,16 @@ impl Networks {
 
     /// Every network, by name.
     pub fn list(&self) -> Result<Vec<NetworkInfo>, NetworkError> {
+        self.names()?.iter().map(|n| self.conflist(n).map(|l| info_of(&l))).collect()
+    }
+
+    /// The networks' names, sorted.
+    pub(super) fn names(&self) -> Result<Vec<String>, NetworkError> {
         let entries =
             std::fs::read_dir(&self.conf_dir).map_err(|source| NetworkError::Io { op: "read", path: self.conf_dir.clone(), source })?;
-        let mut out = Vec::new();
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            if let Some(n) = name.strip_suffix(".conflist") {
-                out.push(info_of(&self.conflist(n)?));
-            }
-        }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut out: Vec<String> =
+            entries.flatten().filter_map(|e| e.file_name().to_string_lossy().strip_suffix(".conflist").map(String::from)).collect();
+        out.sort();
         Ok(out)
     }
 
@@ -140,6 +140,7 @@ impl Networks {
             return Err(NetworkError::Predefined(name.to_string()));
         }
         let path = self.conflist_path(name);
+        let info = info_of(&self.conflist(name)?);
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(NetworkError::NotFound(name.to_string())),
             Err(source) => return Err(NetworkError::Io { op: "remove", path, source }),
@@ -151,6 +152,10 @@ impl Networks {
                 tracing::warn!(network = name, path = %ipam.display(), error = %e, "remove the network's address records");
             }
         }
+        if !info.internal {
+            super::nat::remove(&info);
+        }
+        self.nat_done.lock().expect("nat").remove(name);
         tracing::info!(network = name, "network removed");
         Ok(())
     }

@@ -8,6 +8,7 @@
 
 pub mod cni;
 pub mod create;
+pub mod nat;
 pub mod netns;
 pub mod ports;
 pub mod subnet;
@@ -98,6 +99,8 @@ pub struct Networks {
     timeout: Duration,
     /// Held by `create` from its checks to its conflist written.
     creating: std::sync::Mutex<()>,
+    /// Networks whose NAT rule this rindd has seen in place.
+    nat_done: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Networks {
@@ -110,6 +113,7 @@ impl Networks {
             plugin_dirs,
             timeout: Duration::from_secs(120),
             creating: std::sync::Mutex::new(()),
+            nat_done: std::sync::Mutex::new(Default::default()),
         };
         for d in [&n.conf_dir, &n.state] {
             std::fs::create_dir_all(d).map_err(|source| NetworkError::Io { op: "create", path: d.clone(), source })?;
@@ -127,6 +131,19 @@ impl Networks {
                 ..Default::default()
             };
             write_json(&default, &cni::bridge_conflist(&info, &n.state.join("ipam")))?;
+        }
+        // rind's conflists follow this rindd's plugin layout (an upgrade may
+        // change it): each is written again from what it says of itself.
+        for name in n.names()? {
+            let list = n.conflist(&name)?;
+            let mut info = create::info_of(&list);
+            if list.get("rind").is_none() {
+                info.id = random_id();
+            }
+            let want = cni::bridge_conflist(&info, &n.state.join("ipam"));
+            if want != list {
+                write_json(&n.conflist_path(&name), &want)?;
+            }
         }
         Ok(n)
     }
@@ -198,6 +215,7 @@ impl Networks {
             }
         }
         let list = self.conflist(network)?;
+        self.ensure_nat(&create::info_of(&list)).await?;
         netns::create(&pin)?;
         let rc = runtime_config(ports, ip);
         let inv = cni::Invocation { container_id: id, netns: &pin, ifname: IFNAME, runtime_config: &rc };
@@ -220,6 +238,18 @@ impl Networks {
         }
         tracing::info!(id, network, address = ?a.address().map(|x| x.ip), "attached");
         Ok(a)
+    }
+
+    async fn ensure_nat(&self, info: &NetworkInfo) -> Result<(), NetworkError> {
+        if info.internal || self.nat_done.lock().expect("nat").contains(&info.name) {
+            return Ok(());
+        }
+        let i = info.clone();
+        tokio::task::spawn_blocking(move || nat::ensure(&i))
+            .await
+            .map_err(|e| NetworkError::Invalid(format!("network {}: NAT rule: {e}", info.name)))??;
+        self.nat_done.lock().expect("nat").insert(info.name.clone());
+        Ok(())
     }
 
     /// Detaches the container from `network` (CNI DEL with the kept result)
