@@ -10,9 +10,10 @@
 //!                                            rind-runtime vs runc
 //!   rind-bench pull [--runs N]               cold pull of 200 MiB in 8 layers from a local
 //!                                            registry: rind vs containerd; rindd's peak RSS
-//!   rind-bench network [--runs N] [--containers N]  `run --rm` on the bridge vs none, and N
-//!                                            containers with -p one after another: rind vs
-//!                                            docker vs podman, each in its own netns
+//!   rind-bench network [--runs N] [--containers N] [--cycles N]  `run --rm` on the bridge vs
+//!                                            none, and N containers with -p one after another:
+//!                                            rind vs docker vs podman, each in its own netns;
+//!                                            then N `run --rm -p` cycles and what they left
 
 mod daemon;
 mod engines;
@@ -33,7 +34,8 @@ fn main() -> anyhow::Result<()> {
         Some("engines") => engines::bench(runs),
         Some("network") => {
             let n = args.iter().position(|a| a == "--containers").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(50);
-            network::bench(if args.iter().any(|a| a == "--runs") { runs } else { 20 }, n)
+            let cycles = args.iter().position(|a| a == "--cycles").and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(0);
+            network::bench(if args.iter().any(|a| a == "--runs") { runs } else { 20 }, n, cycles)
         }
         Some("pull") => pull::bench(if args.iter().any(|a| a == "--runs") { runs } else { 5 }),
         Some("shim") => {
@@ -42,7 +44,7 @@ fn main() -> anyhow::Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: rind-bench runtime [--runs N] [--full] | shim [--containers N] [--runs N] | daemon [--containers N] [--runs N] | engines [--runs N] | pull [--runs N] | network [--runs N] [--containers N]"
+                "usage: rind-bench runtime [--runs N] [--full] | shim [--containers N] [--runs N] | daemon [--containers N] [--runs N] | engines [--runs N] | pull [--runs N] | network [--runs N] [--containers N] [--cycles N]"
             );
             std::process::exit(2);
         }

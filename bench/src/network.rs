@@ -62,7 +62,24 @@ fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
 
-pub fn bench(runs: usize, containers: usize) -> anyhow::Result<()> {
+/// `cycles` of `run --rm -p PORT:80 busybox true`, then what is left.
+fn leak_check(d: &Daemon, cycles: usize) -> anyhow::Result<()> {
+    let t = Instant::now();
+    for i in 0..cycles {
+        let p = format!("{}:80", 30000 + i % 1000);
+        anyhow::ensure!(d.run(&["--rm", "-p", &p], &["true"]), "cycle {i} failed");
+    }
+    let left = d.network_leftovers();
+    println!(
+        "\n{cycles} `run --rm -p` cycles in {:.0} s: {} left over{}",
+        t.elapsed().as_secs_f64(),
+        left.len(),
+        if left.is_empty() { String::new() } else { format!(": {left:?}") }
+    );
+    Ok(())
+}
+
+pub fn bench(runs: usize, containers: usize, cycles: usize) -> anyhow::Result<()> {
     rind_tests::require_root();
     // rindd makes its own namespace; docker and podman get one each.
     let nss = [TestNetns::new(), TestNetns::new()];
@@ -107,6 +124,9 @@ pub fn bench(runs: usize, containers: usize) -> anyhow::Result<()> {
         println!("{:<8} {:>12.0} {:>14.1} {:>14.2}", e.name(), total, total / containers as f64, total / totals[0]);
     }
     drop((podman, docker));
+    if cycles > 0 {
+        leak_check(&rind, cycles)?;
+    }
     drop(nss);
     Ok(())
 }

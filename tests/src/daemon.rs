@@ -156,6 +156,39 @@ impl Daemon {
         wait_until("rindd answers", Duration::from_secs(20), || self.rind(&["version"]).status.success());
     }
 
+    /// What containers' networks leave (a networked daemon): veths,
+    /// addresses, pins, results, per-container iptables chains, mounts.
+    pub fn network_leftovers(&self) -> Vec<String> {
+        let ns = self.netns.as_ref().expect("a networked daemon");
+        let mut out = Vec::new();
+        let links = ns.ip(&["-o", "link", "show"]);
+        out.extend(links.lines().filter(|l| l.contains("veth")).map(|l| format!("link: {l}")));
+        for dir in ["net/ns", "net/results"] {
+            for e in std::fs::read_dir(self.state().join(dir)).into_iter().flatten().flatten() {
+                out.push(format!("{dir}: {}", e.file_name().to_string_lossy()));
+            }
+        }
+        for e in std::fs::read_dir(self.state().join("net/ipam/bridge")).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.parse::<std::net::Ipv4Addr>().is_ok() {
+                out.push(format!("ipam: {name}"));
+            }
+        }
+        let rules = ns.cmd("iptables-save").output().unwrap();
+        // Per container: portmap's CNI-DN-<hash> chains (and the jumps to them),
+        // the bridge plugin's CNI-<24 hex> NAT chains. (portmap's shared
+        // CNI-HOSTPORT-* chains stay, as the plugin leaves them.)
+        let per_container = |l: &&str| {
+            l.contains("CNI-DN-")
+                || l.split("CNI-").skip(1).any(|rest| rest.len() >= 24 && rest.chars().take(24).all(|c| c.is_ascii_hexdigit()))
+        };
+        for l in stdout(&rules).lines().filter(per_container) {
+            out.push(format!("iptables: {l}"));
+        }
+        out.extend(crate::mounts_under(&self.state().join("net")).into_iter().map(|m| format!("mount: {m}")));
+        out
+    }
+
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();

@@ -167,36 +167,8 @@ fn a_tcp_connection_through_a_published_port_survives_kill_9_of_rindd() {
     assert_eq!(line, "three\n");
 }
 
-/// What a container's network leaves: veths, addresses, pins, results,
-/// iptables chains.
 fn leftovers(d: &Daemon) -> Vec<String> {
-    let mut out = Vec::new();
-    let links = ns(d).ip(&["-o", "link", "show"]);
-    out.extend(links.lines().filter(|l| l.contains("veth")).map(|l| format!("link: {l}")));
-    for dir in ["net/ns", "net/results"] {
-        for e in std::fs::read_dir(d.state().join(dir)).into_iter().flatten().flatten() {
-            out.push(format!("{dir}: {}", e.file_name().to_string_lossy()));
-        }
-    }
-    for e in std::fs::read_dir(d.state().join("net/ipam/bridge")).into_iter().flatten().flatten() {
-        let name = e.file_name().to_string_lossy().to_string();
-        if name.parse::<std::net::Ipv4Addr>().is_ok() {
-            out.push(format!("ipam: {name}"));
-        }
-    }
-    let rules = ns(d).cmd("iptables-save").output().unwrap();
-    // Per container: portmap's CNI-DN-<hash> chains (and the jumps to them),
-    // the bridge plugin's CNI-<24 hex> NAT chains. (portmap's shared
-    // CNI-HOSTPORT-* chains stay, as the plugin leaves them.)
-    let per_container = |l: &&str| {
-        l.contains("CNI-DN-")
-            || l.split("CNI-").skip(1).any(|rest| rest.len() >= 24 && rest.chars().take(24).all(|c| c.is_ascii_hexdigit()))
-    };
-    for l in stdout(&rules).lines().filter(per_container) {
-        out.push(format!("iptables: {l}"));
-    }
-    out.extend(mounts_under(&d.state().join("net")).into_iter().map(|m| format!("mount: {m}")));
-    out
+    d.network_leftovers()
 }
 
 #[test]
