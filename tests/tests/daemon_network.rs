@@ -390,3 +390,48 @@ fn an_internal_network_reaches_its_peers_but_not_outside() {
         d.ok(&["run", "--rm", "--network", "sealed", "busybox", "sh", "-c", "until wget -qO- http://peer/hostname; do sleep 0.1; done"]);
     assert_eq!(got.trim(), peer_host);
 }
+
+#[test]
+fn a_published_udp_port_answers_from_the_host_side() {
+    let d = networked();
+    // The echo server is a host binary: the container gets the host's / read-only to run it.
+    let echo = env!("CARGO_BIN_EXE_rind-test-udp-echo");
+    let libs = "/host/usr/lib/x86_64-linux-gnu";
+    let prog = format!("/host{echo}");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "udp",
+        "-p",
+        "5353:53/udp",
+        "-v",
+        "/:/host:ro",
+        "busybox",
+        "/host/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+        "--library-path",
+        libs,
+        &prog,
+        "53",
+    ]);
+    let ports = &inspect(&d, "udp")["NetworkSettings"]["Ports"];
+    assert_eq!(ports["53/udp"], serde_json::json!([{"HostIp": "0.0.0.0", "HostPort": "5353"}]), "{ports}");
+    for addr in ["127.0.0.1:5353", "172.30.0.1:5353"] {
+        let addr = addr.to_string();
+        let got = ns(&d).run_in(move || {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+            let t0 = std::time::Instant::now();
+            let mut buf = [0u8; 64];
+            // Datagrams before the server binds are lost: ask again until it answers.
+            loop {
+                s.send_to(b"ping", &addr).unwrap();
+                if let Ok(n) = s.recv(&mut buf) {
+                    break String::from_utf8_lossy(&buf[..n]).to_string();
+                }
+                assert!(t0.elapsed() < patience(Duration::from_secs(20)), "no answer from {addr}");
+            }
+        });
+        assert_eq!(got, "ping");
+    }
+}
