@@ -435,3 +435,41 @@ fn a_published_udp_port_answers_from_the_host_side() {
         assert_eq!(got, "ping");
     }
 }
+
+#[test]
+fn connect_and_disconnect_a_running_container() {
+    let d = networked();
+    d.ok(&["network", "create", "back"]);
+    d.ok(&["run", "-d", "--name", "api", "--network", "back", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    let api_host = inspect(&d, "api")["Config"]["Hostname"].as_str().unwrap().to_string();
+    // On the default bridge, then joined to `back` while it runs: eth1, and the name.
+    d.ok(&["run", "-d", "--name", "front", "busybox", "sleep", "600"]);
+    d.ok(&["network", "connect", "--alias", "web", "back", "front"]);
+    let nets = &inspect(&d, "front")["NetworkSettings"]["Networks"];
+    assert!(nets["bridge"]["IPAddress"].as_str().is_some_and(|a| a.starts_with("172.30.")), "{nets}");
+    assert!(nets["back"]["IPAddress"].as_str().is_some_and(|a| a.starts_with("172.31.")), "{nets}");
+    assert!(d.ok(&["exec", "front", "ip", "addr", "show", "eth1"]).contains(nets["back"]["IPAddress"].as_str().unwrap()));
+    let got = d.ok(&["exec", "front", "sh", "-c", "until wget -qO- http://api/hostname; do sleep 0.1; done"]);
+    assert_eq!(got.trim(), api_host);
+    assert!(d.ok(&["exec", "api", "cat", "/etc/hosts"]).contains(" web\n"), "the alias is known to its peers");
+    let o = d.rind(&["network", "connect", "back", "front"]);
+    assert!(stderr(&o).contains("already on network back"), "{}", stderr(&o));
+    let o = d.rind(&["network", "rm", "back"]);
+    assert!(stderr(&o).contains("api, front") || stderr(&o).contains("front, api"), "{}", stderr(&o));
+    // Disconnected: eth1 and the names go, both ways.
+    d.ok(&["network", "disconnect", "back", "front"]);
+    assert!(!d.rind(&["exec", "front", "ip", "addr", "show", "eth1"]).status.success());
+    assert!(!d.ok(&["exec", "front", "cat", "/etc/hosts"]).contains("api"));
+    assert!(!d.ok(&["exec", "api", "cat", "/etc/hosts"]).contains("front"));
+    assert!(inspect(&d, "front")["NetworkSettings"]["Networks"].get("back").is_none());
+    let o = d.rind(&["network", "disconnect", "bridge", "front"]);
+    assert!(stderr(&o).contains("first network"), "{}", stderr(&o));
+    // A stopped container joins at its next start.
+    d.ok(&["stop", "-t", "0", "front"]);
+    d.ok(&["network", "connect", "back", "front"]);
+    d.ok(&["start", "front"]);
+    assert!(inspect(&d, "front")["NetworkSettings"]["Networks"]["back"]["IPAddress"].as_str().is_some_and(|a| a.starts_with("172.31.")));
+    d.ok(&["rm", "-f", "front", "api"]);
+    d.ok(&["network", "rm", "back"]);
+    assert_eq!(leftovers(&d), Vec::<String>::new());
+}

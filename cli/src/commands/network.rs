@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 use rind_api::v1::rind_client::RindClient;
-use rind_api::v1::{CreateNetworkRequest, Empty, NetworkRef};
+use rind_api::v1::{ConnectNetworkRequest, CreateNetworkRequest, DisconnectNetworkRequest, Empty, NetworkRef};
 use tonic::transport::Channel;
 
 use super::inspect::print_inspect;
@@ -50,6 +50,24 @@ pub enum NetworkCmd {
     Rm {
         #[arg(required = true)]
         networks: Vec<String>,
+    },
+    /// Connect a container to a network
+    Connect {
+        #[arg(long = "alias")]
+        alias: Vec<String>,
+        /// IPv4 address on the network
+        #[arg(long)]
+        ip: Option<String>,
+        network: String,
+        container: String,
+    },
+    /// Disconnect a container from a network
+    Disconnect {
+        /// Accepted for docker's sake
+        #[arg(short, long)]
+        force: bool,
+        network: String,
+        container: String,
     },
     /// Remove every network no container uses
     Prune {
@@ -111,6 +129,15 @@ pub async fn network(c: &mut RindClient<Channel>, cmd: NetworkCmd) -> anyhow::Re
                 }
             }
             Ok(code)
+        }
+        NetworkCmd::Connect { alias, ip, network, container } => {
+            let req = ConnectNetworkRequest { network, container, aliases: alias, ip: ip.unwrap_or_default() };
+            c.connect_network(req).await.map_err(status)?;
+            Ok(0)
+        }
+        NetworkCmd::Disconnect { force: _, network, container } => {
+            c.disconnect_network(DisconnectNetworkRequest { network, container }).await.map_err(status)?;
+            Ok(0)
         }
         NetworkCmd::Prune { force } => {
             if !force && !super::confirm("WARNING! This will remove all custom networks not used by at least one container.") {

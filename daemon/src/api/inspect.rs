@@ -9,8 +9,9 @@ use crate::store::{format_time, ContainerRow, Status};
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 /// Docker's NetworkSettings from the network's kept attachment (pure).
-fn network_settings(c: &Config, attached: Option<&Attachment>) -> Value {
-    let addr = attached.and_then(Attachment::address).unwrap_or_default();
+fn network_settings(c: &Config, attached: &[Attachment]) -> Value {
+    // The top-level fields are the first network's, as docker's.
+    let addr = attached.first().and_then(Attachment::address).unwrap_or_default();
     let mut ports = serde_json::Map::new();
     for p in &c.run.ports {
         let ip = if p.host_ip.is_empty() { "0.0.0.0" } else { p.host_ip.as_str() };
@@ -18,7 +19,8 @@ fn network_settings(c: &Config, attached: Option<&Attachment>) -> Value {
         entry.as_array_mut().expect("array").push(json!({"HostIp": ip, "HostPort": p.host_port.to_string()}));
     }
     let mut networks = serde_json::Map::new();
-    if let Some(a) = attached {
+    for a in attached {
+        let addr = a.address().unwrap_or_default();
         networks.insert(
             a.network.clone(),
             json!({
@@ -68,7 +70,7 @@ pub fn network_json(n: &crate::network::NetworkInfo, attached: &[(String, String
     })
 }
 
-pub fn container_json(row: &ContainerRow, paths: &Paths, attached: Option<&Attachment>) -> Result<Value, ContainerError> {
+pub fn container_json(row: &ContainerRow, paths: &Paths, attached: &[Attachment]) -> Result<Value, ContainerError> {
     let c = Config::of(row)?;
     let spec: oci_spec::runtime::Spec = serde_json::from_str(&row.spec).unwrap_or_default();
     let process = spec.process().clone().unwrap_or_default();
@@ -163,7 +165,7 @@ mod tests {
             oom_killed: true,
         };
         let paths = Paths { root: "/var/lib/rind".into(), state: "/run/rind".into() };
-        let v = &container_json(&row, &paths, None).unwrap()[0];
+        let v = &container_json(&row, &paths, &[]).unwrap()[0];
         assert_eq!(v["Name"], "/web");
         assert_eq!(v["State"]["Status"], "exited");
         assert_eq!(v["State"]["ExitCode"], 3);

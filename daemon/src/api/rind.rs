@@ -683,6 +683,7 @@ impl Rind for RindApi {
     async fn inspect_network(&self, req: Request<NetworkRef>) -> Result<Response<InspectResponse>, Status> {
         let n = self.networks()?.find(&req.into_inner().name).map_err(network_status)?;
         let attached = self.containers.attached(&n.name).map_err(container_status)?;
+        let attached: Vec<_> = attached.into_iter().map(|p| (p.id, p.name, p.attachment)).collect();
         let json = serde_json::json!([super::inspect::network_json(&n, &attached)]);
         Ok(Response::new(InspectResponse { json: serde_json::to_string_pretty(&json).expect("json") }))
     }
@@ -695,6 +696,19 @@ impl Rind for RindApi {
     async fn prune_networks(&self, _req: Request<Empty>) -> Result<Response<PruneNetworksResponse>, Status> {
         let removed = self.containers.prune_networks().map_err(container_status)?;
         Ok(Response::new(PruneNetworksResponse { removed }))
+    }
+
+    async fn connect_network(&self, req: Request<ConnectNetworkRequest>) -> Result<Response<Empty>, Status> {
+        let r = req.into_inner();
+        let ip = (!r.ip.is_empty()).then_some(r.ip);
+        self.containers.connect(&r.container, &r.network, r.aliases, ip).await.map_err(container_status)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn disconnect_network(&self, req: Request<DisconnectNetworkRequest>) -> Result<Response<Empty>, Status> {
+        let r = req.into_inner();
+        self.containers.disconnect(&r.container, &r.network).await.map_err(container_status)?;
+        Ok(Response::new(Empty {}))
     }
 
     async fn prune_containers(&self, _req: Request<PruneContainersRequest>) -> Result<Response<PruneContainersResponse>, Status> {
@@ -710,9 +724,12 @@ impl Rind for RindApi {
 
     async fn inspect_container(&self, req: Request<ContainerRef>) -> Result<Response<InspectResponse>, Status> {
         let row = self.containers.get(&req.into_inner().id).map_err(container_status)?;
-        let network = containers::Config::of(&row).map(|c| c.run.network).unwrap_or_default();
-        let attached = self.containers.networks.get().and_then(|n| n.attachment(&row.id, &network));
-        let json = super::inspect::container_json(&row, &self.containers.paths, attached.as_ref()).map_err(container_status)?;
+        let links = containers::Config::of(&row).map(|c| c.links()).unwrap_or_default();
+        let attached: Vec<_> = match self.containers.networks.get() {
+            Some(n) => links.iter().filter_map(|l| n.attachment(&row.id, &l.network)).collect(),
+            None => Vec::new(),
+        };
+        let json = super::inspect::container_json(&row, &self.containers.paths, &attached).map_err(container_status)?;
         Ok(Response::new(InspectResponse { json: serde_json::to_string_pretty(&json).expect("json") }))
     }
 

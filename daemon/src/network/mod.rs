@@ -82,15 +82,23 @@ pub struct Attachment {
     pub network: String,
     pub result: Value,
     pub ports: Vec<PortMapping>,
+    /// The container's interface on the network: eth0 for its first.
+    #[serde(default = "first_ifname")]
+    pub ifname: String,
 }
 
 impl Attachment {
     pub fn address(&self) -> Option<Address> {
-        cni::address_of(&self.result, IFNAME)
+        cni::address_of(&self.result, &self.ifname)
     }
 }
 
-const IFNAME: &str = "eth0";
+/// The interface of a container's first network.
+pub const IFNAME: &str = "eth0";
+
+fn first_ifname() -> String {
+    IFNAME.to_string()
+}
 
 pub struct Networks {
     conf_dir: PathBuf,
@@ -194,20 +202,32 @@ impl Networks {
         ids
     }
 
-    /// The network a container has a kept result for, if any.
-    pub fn attached_to(&self, id: &str) -> Option<String> {
+    /// The networks a container has kept results for.
+    pub fn attached_to(&self, id: &str) -> Vec<String> {
         let prefix = format!("{id}-");
-        std::fs::read_dir(self.state.join("results")).ok()?.flatten().find_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            name.strip_prefix(&prefix)?.strip_suffix(".json").map(String::from)
-        })
+        let entries = std::fs::read_dir(self.state.join("results")).into_iter().flatten().flatten();
+        entries
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_prefix(&prefix)?.strip_suffix(".json").map(String::from)
+            })
+            .collect()
     }
 
-    /// Pins the container's namespace and attaches it to `network` with
-    /// `ports` published; an attachment already made (a restart of the
-    /// container, or of rindd) is kept as it is. Whatever fails is undone.
-    /// `ip`: the address asked for (`--ip`), with its subnet's prefix.
-    pub async fn attach(&self, id: &str, network: &str, ports: &[PortMapping], ip: Option<&str>) -> Result<Attachment, NetworkError> {
+    /// Pins the container's namespace (if it is not) and attaches it to
+    /// `network` as `ifname` with `ports` published; an attachment already
+    /// made (a restart of the container, or of rindd) is kept as it is.
+    /// What a failed ADD set up is undone; the namespace stays for
+    /// `release`. `ip`: the address asked for (`--ip`), with its subnet's
+    /// prefix.
+    pub async fn attach(
+        &self,
+        id: &str,
+        network: &str,
+        ifname: &str,
+        ports: &[PortMapping],
+        ip: Option<&str>,
+    ) -> Result<Attachment, NetworkError> {
         let pin = self.netns(id);
         if netns::is_pinned(&pin) {
             if let Some(a) = self.attachment(id, network) {
@@ -218,22 +238,20 @@ impl Networks {
         self.ensure_nat(&create::info_of(&list)).await?;
         netns::create(&pin)?;
         let rc = runtime_config(ports, ip);
-        let inv = cni::Invocation { container_id: id, netns: &pin, ifname: IFNAME, runtime_config: &rc };
+        let inv = cni::Invocation { container_id: id, netns: &pin, ifname, runtime_config: &rc };
         let added = cni::run_list(&list, cni::Command::Add, &inv, None, &self.plugin_dirs, self.timeout).await;
         let result = match added {
             Ok(r) => r,
             Err(e) => {
                 // Whatever the plugins that ran set up (an address, a veth) goes.
                 let _ = cni::run_list(&list, cni::Command::Del, &inv, None, &self.plugin_dirs, self.timeout).await;
-                let _ = netns::remove(&pin);
                 return Err(e.into());
             }
         };
-        let a = Attachment { network: network.to_string(), result, ports: ports.to_vec() };
+        let a = Attachment { network: network.to_string(), result, ports: ports.to_vec(), ifname: ifname.to_string() };
         let path = self.result_path(id, network);
         if let Err(e) = write_json(&path, &serde_json::to_value(&a).expect("json")) {
             let _ = cni::run_list(&list, cni::Command::Del, &inv, Some(&a.result), &self.plugin_dirs, self.timeout).await;
-            let _ = netns::remove(&pin);
             return Err(e);
         }
         tracing::info!(id, network, address = ?a.address().map(|x| x.ip), "attached");
@@ -252,8 +270,8 @@ impl Networks {
         Ok(())
     }
 
-    /// Detaches the container from `network` (CNI DEL with the kept result)
-    /// and removes its namespace. Safe to repeat: what is gone is skipped.
+    /// Detaches the container from `network` (CNI DEL with the kept
+    /// result). Safe to repeat: what is gone is skipped.
     pub async fn detach(&self, id: &str, network: &str) -> Result<(), NetworkError> {
         let pin = self.netns(id);
         let kept = self.attachment(id, network);
@@ -261,7 +279,8 @@ impl Networks {
         if kept.is_some() || netns::is_pinned(&pin) {
             let list = self.conflist(network)?;
             let rc = runtime_config(kept.as_ref().map(|a| a.ports.as_slice()).unwrap_or(&[]), None);
-            let inv = cni::Invocation { container_id: id, netns: &pin, ifname: IFNAME, runtime_config: &rc };
+            let ifname = kept.as_ref().map_or(IFNAME, |a| a.ifname.as_str());
+            let inv = cni::Invocation { container_id: id, netns: &pin, ifname, runtime_config: &rc };
             cni::run_list(&list, cni::Command::Del, &inv, kept.as_ref().map(|a| &a.result), &self.plugin_dirs, self.timeout).await?;
         }
         match std::fs::remove_file(&result_path) {
@@ -270,8 +289,12 @@ impl Networks {
             }
             _ => {}
         }
-        netns::remove(&pin)?;
         Ok(())
+    }
+
+    /// Unpins the container's namespace (after its last detach).
+    pub fn release(&self, id: &str) -> Result<(), NetworkError> {
+        Ok(netns::remove(&self.netns(id))?)
     }
 }
 

@@ -113,6 +113,8 @@ pub struct Config {
     pub stop_timeout: Option<i64>,
     /// -P: the image's EXPOSEd ports are added at create.
     pub publish_all: bool,
+    /// Networks joined by `network connect` (the first is `run.network`).
+    pub connected: Vec<network::Link>,
 }
 
 impl Config {

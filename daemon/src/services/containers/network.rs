@@ -97,6 +97,43 @@ pub(super) fn check_options(run: &mut crate::services::spec::RunOptions, net: Op
     Ok(())
 }
 
+/// One of a container's networks: its first (the run's `--network`) or
+/// one it was connected to since.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    pub network: String,
+    /// eth0 for the first network, eth1… in the order of connects.
+    pub ifname: String,
+    pub aliases: Vec<String>,
+    /// With its subnet's prefix.
+    pub ip: Option<String>,
+}
+
+/// A container attached to a network, as its peers see it.
+pub struct Peer {
+    pub id: String,
+    pub name: String,
+    pub aliases: Vec<String>,
+    pub attachment: crate::network::Attachment,
+}
+
+impl Config {
+    /// The container's networks: the first, then those connected since.
+    pub fn links(&self) -> Vec<Link> {
+        let mut out = Vec::new();
+        if on_network(self) {
+            out.push(Link {
+                network: self.run.network.clone(),
+                ifname: crate::network::IFNAME.to_string(),
+                aliases: self.run.network_aliases.clone(),
+                ip: self.run.ip.clone(),
+            });
+        }
+        out.extend(self.connected.iter().cloned());
+        out
+    }
+}
+
 /// Whether the container has a network of rindd's (not none or host).
 pub(super) fn on_network(c: &Config) -> bool {
     !matches!(c.run.network.as_str(), "" | "none" | "host")
@@ -146,7 +183,9 @@ impl Containers {
         }
         let others: Vec<(String, Config)> = self.list()?.into_iter().filter_map(|r| Config::of(&r).ok().map(|c| (r.name, c))).collect();
         if let Some(ip) = &c.run.ip {
-            if let Some((name, _)) = others.iter().find(|(_, o)| o.run.network == c.run.network && o.run.ip.as_ref() == Some(ip)) {
+            if let Some((name, _)) =
+                others.iter().find(|(_, o)| o.links().iter().any(|l| l.network == c.run.network && l.ip.as_ref() == Some(ip)))
+            {
                 return Err(ContainerError::Conflict(format!("address {ip} is already taken by container {name}")));
             }
         }
@@ -170,47 +209,57 @@ impl Containers {
         Ok(Planned { netns, _planning: Some(planning) })
     }
 
-    /// Before a start: the namespace pinned and attached (kept from an
-    /// earlier start when there is one).
+    /// Before a start: the namespace pinned and attached to each of the
+    /// container's networks (kept from an earlier start when there is one).
     pub(super) async fn attach_network(&self, id: &str, c: &Config) -> Result<()> {
-        if !on_network(c) {
-            return Ok(());
+        for l in c.links() {
+            // Ports are published on the first network only, as docker does.
+            let ports = if l.ifname == crate::network::IFNAME { c.run.ports.as_slice() } else { &[] };
+            self.nets(&l.network)?.attach(id, &l.network, &l.ifname, ports, l.ip.as_deref()).await?;
         }
-        let a = self.nets(&c.run.network)?.attach(id, &c.run.network, &c.run.ports, c.run.ip.as_deref()).await?;
-        if c.run.network == crate::network::DEFAULT_NETWORK {
-            // No names on the default network (docker's rule): its own line only.
-            let own = a.address().map(|x| x.ip);
-            self.write_hosts(id, &hosts_file(c, own.as_deref(), &[]));
-        } else {
-            self.refresh_hosts(&c.run.network)?;
+        self.refresh_hosts(id, c)
+    }
+
+    /// Rewrites the /etc/hosts of `id` and of every container sharing a
+    /// user-defined network with it, so each finds the others by name,
+    /// short id and alias as they come and go (nerdctl's way: no resolver
+    /// to run). The default network has no names (docker's rule).
+    fn refresh_hosts(&self, id: &str, c: &Config) -> Result<()> {
+        // One at a time: each sees every attachment made before it, so the
+        // last one writes what is true now.
+        let _one = self.hosts_refresh.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let named: Vec<String> = c.links().into_iter().map(|l| l.network).filter(|n| n != crate::network::DEFAULT_NETWORK).collect();
+        let mut touched: Vec<String> = vec![id.to_string()];
+        for n in &named {
+            touched.extend(self.attached(n)?.into_iter().map(|p| p.id));
+        }
+        touched.sort();
+        touched.dedup();
+        for t in touched {
+            let Ok(row) = self.get(&t) else { continue };
+            let Ok(tc) = Config::of(&row) else { continue };
+            self.write_hosts(&t, &self.hosts_of(&t, &tc)?);
         }
         Ok(())
     }
 
-    /// Rewrites the /etc/hosts of every container attached to a
-    /// user-defined `network`, so each finds the others by name and short
-    /// id as they come and go (nerdctl's way: no resolver to run).
-    fn refresh_hosts(&self, network: &str) -> Result<()> {
-        // One at a time: each sees every attachment made before it, so the
-        // last one writes what is true now.
-        let _one = self.hosts_refresh.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let attached = self.attached(network)?;
-        // (id, config, address, names: its name, short id and aliases)
-        let entries: Vec<(String, Config, String, Vec<String>)> = attached
-            .into_iter()
-            .filter_map(|(id, name, a)| {
-                let c = self.get(&id).ok().and_then(|r| Config::of(&r).ok())?;
-                let mut names = vec![name, id[..12].to_string()];
-                names.extend(c.run.network_aliases.iter().cloned());
-                a.address().map(|x| (id, c, x.ip, names))
-            })
-            .collect();
-        for (id, c, ip, _) in &entries {
-            let peers: Vec<(String, Vec<String>)> =
-                entries.iter().filter(|(other, ..)| other != id).map(|(_, _, ip, names)| (ip.clone(), names.clone())).collect();
-            self.write_hosts(id, &hosts_file(c, Some(ip), &peers));
+    /// A container's /etc/hosts: its own address on its first network, and
+    /// its peers on each user-defined network it is on.
+    fn hosts_of(&self, id: &str, c: &Config) -> Result<String> {
+        let Some(nets) = self.networks.get() else { return Ok(hosts_file(c, None, &[])) };
+        let links = c.links();
+        let own = links.first().and_then(|l| nets.attachment(id, &l.network)).and_then(|a| a.address()).map(|a| a.ip);
+        let mut peers = Vec::new();
+        for l in links.iter().filter(|l| l.network != crate::network::DEFAULT_NETWORK) {
+            for p in self.attached(&l.network)?.into_iter().filter(|p| p.id != id) {
+                if let Some(addr) = p.attachment.address() {
+                    let mut names = vec![p.name, p.id[..12].to_string()];
+                    names.extend(p.aliases);
+                    peers.push((addr.ip, names));
+                }
+            }
         }
-        Ok(())
+        Ok(hosts_file(c, own.as_deref(), &peers))
     }
 
     /// In place (the file is bind-mounted: a new inode would not be seen).
@@ -223,32 +272,127 @@ impl Containers {
         }
     }
 
-    /// At remove: CNI DEL and the namespace unpinned. A failure is logged:
-    /// the container goes regardless.
+    /// At remove: CNI DEL on each network and the namespace unpinned. A
+    /// failure is logged: the container goes regardless.
     pub(super) async fn detach_network(&self, id: &str, c: Option<&Config>) {
         let Some(nets) = self.networks.get() else { return };
         // Without its config (an unreadable row, or none): whatever was kept.
-        let network = match c {
-            Some(c) => on_network(c).then(|| c.run.network.clone()),
+        let networks: Vec<String> = match c {
+            Some(c) => c.links().into_iter().map(|l| l.network).collect(),
             None => nets.attached_to(id),
         };
-        let done = match network {
-            Some(network) => {
-                let done = nets.detach(id, &network).await;
-                // The others forget it (rm deletes its row after: it is left out by its attachment gone).
-                if network != crate::network::DEFAULT_NETWORK {
-                    if let Err(e) = self.refresh_hosts(&network) {
-                        tracing::warn!(id, network, error = %rind_common::error::Chain(&e), "refresh /etc/hosts");
-                    }
-                }
-                done
+        for network in &networks {
+            if let Err(e) = nets.detach(id, network).await {
+                tracing::warn!(id, network, error = %rind_common::error::Chain(&e), "detach from the network");
             }
-            None if c.is_none() => crate::network::netns::remove(&nets.netns(id)).map_err(NetworkError::from),
-            None => Ok(()),
-        };
-        if let Err(e) = done {
-            tracing::warn!(id, error = %rind_common::error::Chain(&e), "detach from the network");
         }
+        if let Err(e) = nets.release(id) {
+            tracing::warn!(id, error = %rind_common::error::Chain(&e), "unpin the network namespace");
+        }
+        // The others forget it (its attachments are gone).
+        if let Some(c) = c {
+            if let Err(e) = self.refresh_peers(id, c) {
+                tracing::warn!(id, error = %rind_common::error::Chain(&e), "refresh /etc/hosts");
+            }
+        }
+    }
+
+    /// The hosts files of the containers sharing a user-defined network
+    /// with `id` (not its own: it is going).
+    fn refresh_peers(&self, id: &str, c: &Config) -> Result<()> {
+        for l in c.links().into_iter().filter(|l| l.network != crate::network::DEFAULT_NETWORK) {
+            if let Some(peer) = self.attached(&l.network)?.into_iter().find(|p| p.id != id) {
+                let row = self.get(&peer.id)?;
+                self.refresh_hosts(&peer.id, &Config::of(&row)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `network connect`: the container joins `network` as its next
+    /// interface, at once when its namespace exists (a running container),
+    /// else at its next start.
+    pub async fn connect(&self, id_or_name: &str, network: &str, aliases: Vec<String>, ip: Option<String>) -> Result<()> {
+        let row = self.get(id_or_name)?;
+        let lock = self.lock_of(&row.id);
+        let _g = lock.lock().await;
+        let (row, c) = {
+            let nets = self.nets(network)?;
+            let _planning = self.network_plan.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let row = self.reread(&row.id)?;
+            let mut c = Config::of(&row)?;
+            if !on_network(&c) {
+                return Err(ContainerError::Invalid(format!(
+                    "container {} is on network {}: it cannot join another",
+                    row.name, c.run.network
+                )));
+            }
+            let info = nets.find(network)?;
+            if c.links().iter().any(|l| l.network == info.name) {
+                return Err(ContainerError::Conflict(format!("container {} is already on network {}", row.name, info.name)));
+            }
+            let mut probe = crate::services::spec::RunOptions { ip, network_aliases: aliases, ..Default::default() };
+            check_options(&mut probe, Some(&info))?;
+            if let Some(ip) = &probe.ip {
+                let taken = self
+                    .list()?
+                    .into_iter()
+                    .filter_map(|r| Config::of(&r).ok().map(|c| (r.name, c)))
+                    .find(|(_, o)| o.links().iter().any(|l| l.network == info.name && l.ip.as_ref() == Some(ip)));
+                if let Some((name, _)) = taken {
+                    return Err(ContainerError::Conflict(format!("address {ip} is already taken by container {name}")));
+                }
+            }
+            let ifname = (1..).map(|n| format!("eth{n}")).find(|n| !c.links().iter().any(|l| &l.ifname == n)).expect("a free name");
+            c.connected.push(Link { network: info.name, ifname, aliases: probe.network_aliases, ip: probe.ip });
+            let config = serde_json::to_string(&c).expect("config serializes");
+            (self.db().update_container(&row.id, |r| r.config = config.clone())?, c)
+        };
+        let nets = self.nets(network)?;
+        if crate::network::netns::is_pinned(&nets.netns(&row.id)) {
+            let l = c.connected.last().expect("just pushed");
+            if let Err(e) = nets.attach(&row.id, &l.network, &l.ifname, &[], l.ip.as_deref()).await {
+                // Not connected after all.
+                let mut back = c.clone();
+                back.connected.pop();
+                let config = serde_json::to_string(&back).expect("config serializes");
+                self.db().update_container(&row.id, |r| r.config = config.clone())?;
+                return Err(e.into());
+            }
+            self.refresh_hosts(&row.id, &c)?;
+        }
+        Ok(())
+    }
+
+    /// `network disconnect`: CNI DEL for that network and the container's
+    /// config without it. Its first network stays (rind keeps one).
+    pub async fn disconnect(&self, id_or_name: &str, network: &str) -> Result<()> {
+        let row = self.get(id_or_name)?;
+        let lock = self.lock_of(&row.id);
+        let _g = lock.lock().await;
+        let row = self.reread(&row.id)?;
+        let mut c = Config::of(&row)?;
+        let nets = self.nets(network)?;
+        let name = nets.find(network).map(|i| i.name).unwrap_or_else(|_| network.to_string());
+        if c.run.network == name {
+            return Err(ContainerError::Invalid(format!(
+                "container {} cannot leave {name}, its first network: rind keeps a container on the network it was created on",
+                row.name
+            )));
+        }
+        let before = c.connected.len();
+        c.connected.retain(|l| l.network != name);
+        if c.connected.len() == before {
+            return Err(ContainerError::NotFound(format!("container {} is not on network {name}", row.name)));
+        }
+        nets.detach(&row.id, &name).await?;
+        let config = serde_json::to_string(&c).expect("config serializes");
+        self.db().update_container(&row.id, |r| r.config = config.clone())?;
+        // Its old peers forget it; its own file loses them.
+        let gone =
+            Config { connected: vec![Link { network: name, ifname: String::new(), aliases: Vec::new(), ip: None }], ..Default::default() };
+        self.refresh_peers(&row.id, &gone)?;
+        self.refresh_hosts(&row.id, &c)
     }
 
     /// `network rm`: refused while a container (of any state) names it.
@@ -256,8 +400,12 @@ impl Containers {
         let nets = self.nets(name_or_id)?;
         let _planning = self.network_plan.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let name = nets.find(name_or_id)?.name;
-        let users: Vec<String> =
-            self.list()?.into_iter().filter(|r| Config::of(r).is_ok_and(|c| c.run.network == name)).map(|r| r.name).collect();
+        let users: Vec<String> = self
+            .list()?
+            .into_iter()
+            .filter(|r| Config::of(r).is_ok_and(|c| c.links().iter().any(|l| l.network == name)))
+            .map(|r| r.name)
+            .collect();
         if !users.is_empty() {
             return Err(NetworkError::InUse { name, containers: users.join(", ") }.into());
         }
@@ -270,7 +418,7 @@ impl Containers {
         let Some(nets) = self.networks.get() else { return Ok(Vec::new()) };
         let _planning = self.network_plan.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let used: std::collections::HashSet<String> =
-            self.list()?.iter().filter_map(|r| Config::of(r).ok()).map(|c| c.run.network).collect();
+            self.list()?.iter().filter_map(|r| Config::of(r).ok()).flat_map(|c| c.links().into_iter().map(|l| l.network)).collect();
         let mut gone = Vec::new();
         for n in nets.list()? {
             if n.name != crate::network::DEFAULT_NETWORK && !used.contains(&n.name) {
@@ -281,15 +429,18 @@ impl Containers {
         Ok(gone)
     }
 
-    /// The containers attached to `network`: (id, name, attachment).
-    pub fn attached(&self, network: &str) -> Result<Vec<(String, String, crate::network::Attachment)>> {
+    /// The containers attached to `network`.
+    pub fn attached(&self, network: &str) -> Result<Vec<Peer>> {
         let Some(nets) = self.networks.get() else { return Ok(Vec::new()) };
-        Ok(self
-            .list()?
-            .into_iter()
-            .filter(|r| Config::of(r).is_ok_and(|c| c.run.network == network))
-            .filter_map(|r| nets.attachment(&r.id, network).map(|a| (r.id, r.name, a)))
-            .collect())
+        let mut out = Vec::new();
+        for r in self.list()? {
+            let Ok(c) = Config::of(&r) else { continue };
+            let Some(l) = c.links().into_iter().find(|l| l.network == network) else { continue };
+            if let Some(attachment) = nets.attachment(&r.id, network) {
+                out.push(Peer { id: r.id, name: r.name, aliases: l.aliases, attachment });
+            }
+        }
+        Ok(out)
     }
 
     /// At rindd's start: namespaces and attachments of containers that have
