@@ -473,3 +473,18 @@ fn connect_and_disconnect_a_running_container() {
     d.ok(&["network", "rm", "back"]);
     assert_eq!(leftovers(&d), Vec::<String>::new());
 }
+
+#[test]
+fn a_network_broken_while_stopped_is_made_whole_at_the_next_start() {
+    let d = networked();
+    web(&d, "fixme", &[]);
+    d.ok(&["stop", "-t", "0", "fixme"]);
+    // Someone deletes the container's veth: CNI CHECK fails at the next start.
+    let links = ns(&d).ip(&["-o", "link", "show", "type", "veth"]);
+    let veth = links.split(':').nth(1).map(|s| s.trim().split('@').next().unwrap().to_string()).expect("a veth");
+    ns(&d).ip(&["link", "del", &veth]);
+    d.ok(&["start", "fixme"]);
+    let ip = inspect(&d, "fixme")["NetworkSettings"]["IPAddress"].as_str().unwrap().to_string();
+    d.wait_for("httpd answers again", Duration::from_secs(20), || http_get(&d, &format!("{ip}:80"), "/hostname").is_ok());
+    assert!(d.log().contains("fails CNI CHECK"), "{}", d.log());
+}

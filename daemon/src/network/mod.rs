@@ -229,16 +229,24 @@ impl Networks {
         ip: Option<&str>,
     ) -> Result<Attachment, NetworkError> {
         let pin = self.netns(id);
-        if netns::is_pinned(&pin) {
-            if let Some(a) = self.attachment(id, network) {
-                return Ok(a);
-            }
-        }
         let list = self.conflist(network)?;
-        self.ensure_nat(&create::info_of(&list)).await?;
-        netns::create(&pin)?;
         let rc = runtime_config(ports, ip);
         let inv = cni::Invocation { container_id: id, netns: &pin, ifname, runtime_config: &rc };
+        if netns::is_pinned(&pin) {
+            if let Some(a) = self.attachment(id, network) {
+                // Kept from an earlier start: CNI CHECK says whether it is
+                // still whole (a veth or address gone); if not, it is made again.
+                match cni::run_list(&list, cni::Command::Check, &inv, Some(&a.result), &self.plugin_dirs, self.timeout).await {
+                    Ok(_) => return Ok(a),
+                    Err(e) => {
+                        tracing::warn!(id, network, error = %rind_common::error::Chain(&e), "the network fails CNI CHECK: attaching it again");
+                        let _ = cni::run_list(&list, cni::Command::Del, &inv, Some(&a.result), &self.plugin_dirs, self.timeout).await;
+                    }
+                }
+            }
+        }
+        self.ensure_nat(&create::info_of(&list)).await?;
+        netns::create(&pin)?;
         let added = cni::run_list(&list, cni::Command::Add, &inv, None, &self.plugin_dirs, self.timeout).await;
         let result = match added {
             Ok(r) => r,
