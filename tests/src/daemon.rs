@@ -189,6 +189,39 @@ impl Daemon {
         out
     }
 
+    /// A "reboot" under the running `containers`: rindd, the shims and the
+    /// containers die, the runtime forgets them, /run (the state dir) is
+    /// emptied; a networked daemon gets a fresh namespace (no bridge, veth
+    /// or firewall rule survives a reboot). rindd is not started again.
+    pub fn reboot(&mut self, containers: &[&str]) {
+        let field = |n: &str, f: &str| stdout(&self.rind(&["inspect", "--format", f, n])).trim().to_string();
+        let ids: Vec<String> = containers.iter().map(|n| field(n, "{{.Id}}")).collect();
+        let pids: Vec<i32> = containers.iter().map(|n| field(n, "{{.State.Pid}}").parse().unwrap()).collect();
+        self.kill9();
+        for p in pids.iter().copied().chain(self.shim_pids()) {
+            // SAFETY: kill(2) on pids we own.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+        }
+        wait_until("containers gone", Duration::from_secs(5), || pids.iter().all(|p| !crate::pid_alive(*p)));
+        for id in &ids {
+            let _ =
+                Command::new(workspace_bin("rind-runtime")).args(["--root", "/run/rind/runtime/rind", "delete", "--force", id]).output();
+        }
+        // The shims' sockets are outside the state dir: they go too.
+        for id in &ids {
+            if let Ok(address) = std::fs::read_to_string(self.state().join("containers").join(id).join("address")) {
+                let _ = std::fs::remove_file(address.trim().trim_start_matches("unix://"));
+            }
+        }
+        for m in crate::mounts_under(&self.state()).iter().rev() {
+            nix::mount::umount2(Path::new(m), nix::mount::MntFlags::MNT_DETACH).unwrap();
+        }
+        std::fs::remove_dir_all(self.state()).unwrap();
+        if self.netns.is_some() {
+            self.netns = Some(TestNetns::new());
+        }
+    }
+
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();

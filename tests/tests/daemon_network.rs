@@ -488,3 +488,18 @@ fn a_network_broken_while_stopped_is_made_whole_at_the_next_start() {
     d.wait_for("httpd answers again", Duration::from_secs(20), || http_get(&d, &format!("{ip}:80"), "/hostname").is_ok());
     assert!(d.log().contains("fails CNI CHECK"), "{}", d.log());
 }
+
+#[test]
+fn after_a_reboot_a_container_that_starts_again_gets_its_network_and_port_back() {
+    let mut d = networked();
+    d.ok(&["run", "-d", "--name", "always", "--restart", "always", "-p", "8086:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]);
+    d.reboot(&["always"]);
+    d.spawn();
+    d.wait_for("it runs again", Duration::from_secs(20), || inspect(&d, "always")["State"]["Status"] == "running");
+    let ip = inspect(&d, "always")["NetworkSettings"]["IPAddress"].as_str().unwrap().to_string();
+    assert!(ip.starts_with("172.30."), "{ip}");
+    let hostname = inspect(&d, "always")["Config"]["Hostname"].as_str().unwrap().to_string();
+    d.wait_for("the published port answers", Duration::from_secs(20), || {
+        http_get(&d, "127.0.0.1:8086", "/hostname").is_ok_and(|b| b.trim() == hostname)
+    });
+}

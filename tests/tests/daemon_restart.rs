@@ -3,7 +3,6 @@
 //! an empty state dir) starts cleanly. No shim outlives its container, and
 //! a shim's death is noticed while rindd runs.
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -114,29 +113,8 @@ fn after_a_reboot_everything_is_stopped_and_always_starts_again() {
     d.ok(&["run", "-d", "--name", "keep", "--restart", "always", "busybox", "sleep", "1000"]);
     d.ok(&["run", "-d", "--name", "once", "busybox", "sleep", "1000"]);
     d.ok(&["create", "--name", "fresh", "busybox", "true"]);
-    let ids: Vec<String> = ["keep", "once"].iter().map(|n| inspect(&d, n, "{{.Id}}")).collect();
-    let pids: Vec<i32> = ["keep", "once"].iter().map(|n| inspect(&d, n, "{{.State.Pid}}").parse().unwrap()).collect();
     // The "reboot": the daemon, shims and containers die; /run is emptied.
-    d.kill9();
-    for p in pids.iter().copied().chain(d.shim_pids()) {
-        // SAFETY: kill(2) on pids we own.
-        unsafe { libc::kill(p, libc::SIGKILL) };
-    }
-    wait_until("containers gone", Duration::from_secs(5), || pids.iter().all(|p| !pid_alive(*p)));
-    for id in &ids {
-        let _ = std::process::Command::new(workspace_bin("rind-runtime"))
-            .args(["--root", "/run/rind/runtime/rind", "delete", "--force", id])
-            .output();
-    }
-    // A reboot empties /run: the shims' sockets go too.
-    for id in &ids {
-        let address = std::fs::read_to_string(d.state().join("containers").join(id).join("address")).unwrap();
-        std::fs::remove_file(address.trim().trim_start_matches("unix://")).unwrap();
-    }
-    for m in mounts_under(&d.state()).iter().rev() {
-        nix::mount::umount2(Path::new(m), nix::mount::MntFlags::MNT_DETACH).unwrap();
-    }
-    std::fs::remove_dir_all(d.state()).unwrap();
+    d.reboot(&["keep", "once"]);
     d.spawn();
     assert_eq!(inspect(&d, "once", "{{.State.Status}}"), "dead");
     assert_eq!(inspect(&d, "once", "{{.State.Error}}"), "exit status unknown (shim lost)");
