@@ -47,8 +47,9 @@ impl Containers {
                 }
             }
         };
-        self.teardown(&row.id).await;
-        self.detach_network(&row.id, Config::of(&row).ok().as_ref()).await;
+        // The container is gone: its network's CNI DEL need not wait for the shim's.
+        let config = Config::of(&row).ok();
+        tokio::join!(self.teardown(&row.id), self.detach_network(&row.id, config.as_ref()));
         // The row goes first: data without a row (rindd killed in between)
         // is found and removed at the next start; a row without its data
         // would be a container that cannot run.

@@ -51,8 +51,6 @@ impl Containers {
             stderr: if c.run.tty { String::new() } else { log },
             ..Default::default()
         };
-        // Before the shim: the runtime joins the pinned namespace.
-        self.attach_network(&row.id, &c).await?;
         // The previous shim of this container may still be on its way out,
         // listening on the socket a new one would use: let it go first.
         self.await_retired(&row.id).await;
@@ -63,7 +61,11 @@ impl Containers {
         self.db().update_container(&row.id, |r| r.shim_address = Some(planned.clone()))?;
         let t0 = std::time::Instant::now();
         let started = async {
-            let address = self.launcher.start(&row.id, &bundle).await?;
+            // The network's CNI ADD runs while the shim starts: only the
+            // runtime's create (below) needs the namespace it pins.
+            let (address, attached) = tokio::join!(self.launcher.start(&row.id, &bundle), self.attach_network(&row.id, &c));
+            let address = address?;
+            attached?;
             tracing::debug!(id = %row.id, ms = t0.elapsed().as_secs_f64() * 1000.0, "shim started");
             if address != planned {
                 tracing::warn!(id = %row.id, planned, address, "the shim listens elsewhere than planned");
