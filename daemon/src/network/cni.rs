@@ -229,6 +229,51 @@ pub async fn exec(
     })
 }
 
+/// The versions a plugin speaks (CNI_COMMAND=VERSION).
+pub async fn versions(plugin: &str, dirs: &[PathBuf], timeout: Duration) -> Result<Vec<String>, CniError> {
+    use tokio::io::AsyncWriteExt;
+    let path = find(plugin, dirs)?;
+    let exec_err = |source| CniError::Exec { plugin: plugin.to_string(), command: "VERSION", path: path.clone(), source };
+    let mut child = tokio::process::Command::new(&path)
+        .env_clear()
+        .env("CNI_COMMAND", "VERSION")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(exec_err)?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let body = serde_json::to_vec(&json!({"cniVersion": VERSION})).expect("json");
+    let out = tokio::time::timeout(timeout, async {
+        stdin.write_all(&body).await?;
+        drop(stdin);
+        child.wait_with_output().await
+    })
+    .await
+    .map_err(|_| CniError::Plugin { plugin: plugin.into(), command: "VERSION", message: format!("no answer in {} s", timeout.as_secs()) })?
+    .map_err(exec_err)?;
+    let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| CniError::Plugin {
+        plugin: plugin.into(),
+        command: "VERSION",
+        message: format!("its answer does not parse: {e}"),
+    })?;
+    Ok(v["supportedVersions"].as_array().into_iter().flatten().filter_map(|s| s.as_str().map(String::from)).collect())
+}
+
+/// The version to speak to a list's plugins (pure): the highest every one
+/// supports, no higher than the list's own; None if there is none.
+pub fn negotiate(list_version: &str, supported: &[Vec<String>]) -> Option<String> {
+    let key = |v: &str| -> Option<(u32, u32, u32)> {
+        let mut p = v.split('.').map(|x| x.parse::<u32>().ok());
+        Some((p.next()??, p.next()??, p.next().flatten().unwrap_or(0)))
+    };
+    let cap = key(list_version)?;
+    let mut common: Vec<&String> = supported.first()?.iter().filter(|v| supported.iter().all(|s| s.contains(v))).collect();
+    common.retain(|v| key(v).is_some_and(|k| k <= cap));
+    common.into_iter().max_by_key(|v| key(v)).cloned()
+}
+
 /// The address, prefix, gateway and MAC of `ifname` in an ADD result (pure).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Address {
@@ -359,6 +404,17 @@ mod tests {
         assert!(plugin_input(&list, portmap, None, &some).get(ONLY_WITH).is_none(), "the plugin never sees the mark");
         let kubelets = json!({"type": "portmap", "capabilities": {"portMappings": true}});
         assert!(needed(&kubelets, &none), "unmarked plugins always run");
+    }
+
+    #[test]
+    fn the_highest_version_every_plugin_speaks_up_to_the_lists() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let all = s(&["0.3.1", "0.4.0", "1.0.0"]);
+        assert_eq!(negotiate("1.0.0", &[all.clone(), all.clone()]).as_deref(), Some("1.0.0"));
+        assert_eq!(negotiate("1.0.0", &[all.clone(), s(&["0.3.1", "0.4.0"])]).as_deref(), Some("0.4.0"));
+        assert_eq!(negotiate("0.4.0", &[all.clone()]).as_deref(), Some("0.4.0"));
+        assert_eq!(negotiate("1.0.0", &[all, s(&["2.0.0"])]), None);
+        assert_eq!(negotiate("x", &[s(&["1.0.0"])]), None);
     }
 
     #[test]

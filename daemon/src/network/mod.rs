@@ -109,6 +109,8 @@ pub struct Networks {
     creating: std::sync::Mutex<()>,
     /// Networks whose NAT rule this rindd has seen in place.
     nat_done: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The versions each plugin speaks, asked once per rindd.
+    versions: tokio::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
 }
 
 impl Networks {
@@ -122,6 +124,7 @@ impl Networks {
             timeout: Duration::from_secs(120),
             creating: std::sync::Mutex::new(()),
             nat_done: std::sync::Mutex::new(Default::default()),
+            versions: tokio::sync::Mutex::new(Default::default()),
         };
         for d in [&n.conf_dir, &n.state] {
             std::fs::create_dir_all(d).map_err(|source| NetworkError::Io { op: "create", path: d.clone(), source })?;
@@ -167,6 +170,29 @@ impl Networks {
 
     fn result_path(&self, id: &str, network: &str) -> PathBuf {
         self.state.join("results").join(format!("{id}-{network}.json"))
+    }
+
+    /// The network's conflist with the CNI version its plugins all speak
+    /// (the spec's negotiation: each plugin's VERSION, asked once).
+    async fn negotiated(&self, network: &str) -> Result<Value, NetworkError> {
+        let mut list = self.conflist(network)?;
+        let plugins = cni::plugins(&list)?;
+        let mut known = self.versions.lock().await;
+        let mut supported = Vec::new();
+        for (name, _) in &plugins {
+            if !known.contains_key(name) {
+                let v = cni::versions(name, &self.plugin_dirs, self.timeout).await?;
+                known.insert(name.clone(), v);
+            }
+            supported.push(known[name].clone());
+        }
+        let wanted = list["cniVersion"].as_str().unwrap_or(cni::VERSION).to_string();
+        let version = cni::negotiate(&wanted, &supported).ok_or_else(|| {
+            let names: Vec<&str> = plugins.iter().map(|(n, _)| n.as_str()).collect();
+            NetworkError::Invalid(format!("network {network}: its plugins ({}) share no CNI version up to {wanted}", names.join(", ")))
+        })?;
+        list["cniVersion"] = Value::String(version);
+        Ok(list)
     }
 
     pub fn conflist(&self, network: &str) -> Result<Value, NetworkError> {
@@ -229,7 +255,7 @@ impl Networks {
         ip: Option<&str>,
     ) -> Result<Attachment, NetworkError> {
         let pin = self.netns(id);
-        let list = self.conflist(network)?;
+        let list = self.negotiated(network).await?;
         let rc = runtime_config(ports, ip);
         let inv = cni::Invocation { container_id: id, netns: &pin, ifname, runtime_config: &rc };
         if netns::is_pinned(&pin) {
@@ -285,7 +311,7 @@ impl Networks {
         let kept = self.attachment(id, network);
         let result_path = self.result_path(id, network);
         if kept.is_some() || netns::is_pinned(&pin) {
-            let list = self.conflist(network)?;
+            let list = self.negotiated(network).await?;
             let rc = runtime_config(kept.as_ref().map(|a| a.ports.as_slice()).unwrap_or(&[]), None);
             let ifname = kept.as_ref().map_or(IFNAME, |a| a.ifname.as_str());
             let inv = cni::Invocation { container_id: id, netns: &pin, ifname, runtime_config: &rc };
