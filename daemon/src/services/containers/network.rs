@@ -291,17 +291,18 @@ impl Containers {
         }
         // The others forget it (its attachments are gone).
         if let Some(c) = c {
-            if let Err(e) = self.refresh_peers(id, c) {
+            if let Err(e) = self.refresh_peers(id, c.links().into_iter().map(|l| l.network)) {
                 tracing::warn!(id, error = %rind_common::error::Chain(&e), "refresh /etc/hosts");
             }
         }
     }
 
-    /// The hosts files of the containers sharing a user-defined network
-    /// with `id` (not its own: it is going).
-    fn refresh_peers(&self, id: &str, c: &Config) -> Result<()> {
-        for l in c.links().into_iter().filter(|l| l.network != crate::network::DEFAULT_NETWORK) {
-            if let Some(peer) = self.attached(&l.network)?.into_iter().find(|p| p.id != id) {
+    /// The hosts files of the containers on `networks` (the user-defined
+    /// ones) other than `id`: it is leaving them.
+    fn refresh_peers(&self, id: &str, networks: impl IntoIterator<Item = String>) -> Result<()> {
+        for n in networks.into_iter().filter(|n| n != crate::network::DEFAULT_NETWORK) {
+            // One peer's refresh rewrites everyone on its networks.
+            if let Some(peer) = self.attached(&n)?.into_iter().find(|p| p.id != id) {
                 let row = self.get(&peer.id)?;
                 self.refresh_hosts(&peer.id, &Config::of(&row)?)?;
             }
@@ -389,9 +390,7 @@ impl Containers {
         let config = serde_json::to_string(&c).expect("config serializes");
         self.db().update_container(&row.id, |r| r.config = config.clone())?;
         // Its old peers forget it; its own file loses them.
-        let gone =
-            Config { connected: vec![Link { network: name, ifname: String::new(), aliases: Vec::new(), ip: None }], ..Default::default() };
-        self.refresh_peers(&row.id, &gone)?;
+        self.refresh_peers(&row.id, [name])?;
         self.refresh_hosts(&row.id, &c)
     }
 
