@@ -13,8 +13,8 @@ use crate::median;
 /// One engine's CLI, as the bench drives it.
 trait Runner {
     fn name(&self) -> &'static str;
-    /// `run` with `args` before the image; true on success.
-    fn run(&self, args: &[&str], cmd: &[&str]) -> bool;
+    /// `run` with `args` before the image; its stderr on failure.
+    fn run(&self, args: &[&str], cmd: &[&str]) -> Result<(), String>;
     fn rm_all(&self);
 }
 
@@ -22,12 +22,12 @@ impl Runner for Daemon {
     fn name(&self) -> &'static str {
         "rind"
     }
-    fn run(&self, args: &[&str], cmd: &[&str]) -> bool {
+    fn run(&self, args: &[&str], cmd: &[&str]) -> Result<(), String> {
         let mut a = vec!["run"];
         a.extend(args);
         a.push("busybox");
         a.extend(cmd);
-        self.rind(&a).status.success()
+        checked(self.rind(&a))
     }
     fn rm_all(&self) {
         let ids = self.ok(&["ps", "-aq"]);
@@ -43,10 +43,10 @@ impl Runner for Engine {
     fn name(&self) -> &'static str {
         Engine::name(self)
     }
-    fn run(&self, args: &[&str], cmd: &[&str]) -> bool {
+    fn run(&self, args: &[&str], cmd: &[&str]) -> Result<(), String> {
         let mut c = self.command_for(Oci::Runc);
         c.arg("run").args(self.run_flags(Oci::Runc)).args(args).arg(IMAGE).args(cmd);
-        c.output().is_ok_and(|o| o.status.success())
+        checked(c.output().map_err(|e| e.to_string())?)
     }
     fn rm_all(&self) {
         let ids = rind_tests::stdout(&self.cli(&["ps", "-aq"]));
@@ -55,6 +55,14 @@ impl Runner for Engine {
         if a.len() > 2 {
             let _ = self.cli(&a);
         }
+    }
+}
+
+fn checked(o: std::process::Output) -> Result<(), String> {
+    if o.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&o.stderr).trim().to_string())
     }
 }
 
@@ -67,7 +75,7 @@ fn leak_check(d: &Daemon, cycles: usize) -> anyhow::Result<()> {
     let t = Instant::now();
     for i in 0..cycles {
         let p = format!("{}:80", 30000 + i % 1000);
-        anyhow::ensure!(d.run(&["--rm", "-p", &p], &["true"]), "cycle {i} failed");
+        d.run(&["--rm", "-p", &p], &["true"]).map_err(|err| anyhow::anyhow!("cycle {i}: {err}"))?;
     }
     let left = d.network_leftovers();
     println!(
@@ -95,7 +103,7 @@ pub fn bench(runs: usize, containers: usize, cycles: usize) -> anyhow::Result<()
         for (k, e) in engines.iter().enumerate() {
             for (j, args) in [&["--rm"][..], &["--rm", "--network", "none"][..]].iter().enumerate() {
                 let t = Instant::now();
-                anyhow::ensure!(e.run(args, &["true"]), "{} run {args:?} failed", e.name());
+                e.run(args, &["true"]).map_err(|err| anyhow::anyhow!("{} run {args:?}: {err}", e.name()))?;
                 if i > 0 {
                     times[k][j].push(ms(t));
                 }
@@ -115,7 +123,7 @@ pub fn bench(runs: usize, containers: usize, cycles: usize) -> anyhow::Result<()
         let t = Instant::now();
         for i in 0..containers {
             let p = format!("{}:80", 20000 + i);
-            anyhow::ensure!(e.run(&["-d", "-p", &p], &["sleep", "100000"]), "{} run -p {p} failed", e.name());
+            e.run(&["-d", "-p", &p], &["sleep", "100000"]).map_err(|err| anyhow::anyhow!("{} run -p {p}: {err}", e.name()))?;
         }
         totals.push(ms(t));
         e.rm_all();

@@ -195,7 +195,18 @@ impl Containers {
                 restart_count: 0,
                 oom_killed: false,
             };
-            self.db().insert_container(&row)?;
+            let mut row = row;
+            // A generated name taken already: another, as docker does.
+            let mut tries = 0;
+            loop {
+                match self.db().insert_container(&row) {
+                    Err(StoreError::Exists(_)) if name.is_empty() && tries < 10 => {
+                        tries += 1;
+                        row.name = random_name();
+                    }
+                    done => break done?,
+                }
+            }
             Ok(row)
         })();
         match made {

@@ -199,11 +199,16 @@ fn random_hex(bytes: usize) -> String {
 }
 
 fn random_name() -> String {
+    name_for(u32::from_str_radix(&random_hex(4), 16).unwrap_or(0) as usize)
+}
+
+/// The `n`th generated name (pure): a word from each list and a number,
+/// each part from its own digits of `n`, so a million names differ.
+fn name_for(n: usize) -> String {
     const LEFT: &[&str] = &["brave", "calm", "eager", "fond", "keen", "lucid", "quiet", "sharp", "swift", "witty"];
     const RIGHT: &[&str] = &["curie", "dijkstra", "hopper", "knuth", "lovelace", "noether", "ritchie", "thompson", "turing", "wirth"];
-    let r = random_hex(4);
-    let n = u32::from_str_radix(&r, 16).unwrap_or(0) as usize;
-    format!("{}_{}_{}", LEFT[n % LEFT.len()], RIGHT[(n / 10) % RIGHT.len()], n % 1000)
+    let (l, r) = (LEFT.len(), RIGHT.len());
+    format!("{}_{}_{}", LEFT[n % l], RIGHT[(n / l) % r], (n / (l * r)) % 10_000)
 }
 
 /// A signal by name (TERM, SIGTERM, RTMIN+1) or number.
@@ -460,6 +465,13 @@ impl Containers {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn generated_names_differ_for_a_million_numbers() {
+        let names: std::collections::HashSet<String> = (0..1_000_000).step_by(7).map(super::name_for).collect();
+        assert_eq!(names.len(), (0..1_000_000).step_by(7).count());
+        assert_eq!(super::name_for(0), "brave_curie_0");
+    }
+
     use super::*;
     use crate::services::containers::fake;
 
