@@ -1,6 +1,8 @@
-//! A container's network: checked and its ports chosen at create, attached
-//! (namespace pinned, CNI ADD) before its first start, detached (CNI DEL)
-//! when it is removed.
+//! A container's networks: checked and its ports chosen at create,
+//! attached (namespace pinned, CNI ADD) while its shim starts, joined or
+//! left by `network connect`/`disconnect`, detached (CNI DEL) when it is
+//! removed; and the /etc/hosts files that give names on user-defined
+//! networks.
 
 use super::*;
 use oci_spec::image::ImageConfiguration;
